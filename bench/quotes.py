@@ -1,0 +1,82 @@
+"""Quote path figures, in-process: the market simulator alone, and a GraphQL quote query.
+
+Run: `.venv/bin/python -m bench.quotes` (prints a Markdown table; nothing is asserted).
+Both run on one core, side by side in one process, so the ratio shows the GraphQL cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+from server.api.context import Context
+from server.api.schema import schema
+from server.brokers.paper.clock import ManualClock
+from server.brokers.paper.market import MarketSimulator
+from server.brokers.paper.market_data import PaperQuoteSource
+from server.services import Services
+from server.settings import Settings
+
+ROUNDS = 5
+QUERY = '{ quote(symbol: "AAPL") { symbol bidPrice askPrice bidSize askSize timestamp } }'
+BATCH_QUERY = "{ quotes(symbols: %s) { symbol bidPrice askPrice } }"
+
+
+async def _rate(operation: Callable[[], Awaitable[object]], seconds: float = 1.0) -> float:
+    count, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        await operation()
+        count += 1
+    return count / elapsed
+
+
+async def _best_rate(operation: Callable[[], Awaitable[object]]) -> float:
+    return statistics.median([await _rate(operation) for _ in range(ROUNDS)])
+
+
+async def main() -> None:
+    clock = ManualClock(datetime(2026, 11, 23, 15, tzinfo=UTC))
+    market = MarketSimulator(clock, seed=1)
+    source = PaperQuoteSource(market)
+    with TemporaryDirectory() as tmp:
+        settings = Settings(_env_file=None, data_dir=Path(tmp), auto_migrate=False)  # type: ignore[call-arg]
+        services = Services(settings, None, None, clock, market, source)  # type: ignore[arg-type]
+        symbols = list(market.assets)[:50]
+        batch = BATCH_QUERY % str(symbols).replace("'", '"')
+
+        async def simulator_quote() -> object:
+            clock.advance(1)
+            return market.quote("AAPL")
+
+        async def graphql_quote() -> object:
+            clock.advance(1)
+            result = await schema.execute(QUERY, context_value=Context(request=None, response=None, services=services))  # type: ignore[arg-type]
+            assert result.errors is None
+            return result
+
+        async def graphql_batch() -> object:
+            clock.advance(1)
+            result = await schema.execute(batch, context_value=Context(request=None, response=None, services=services))  # type: ignore[arg-type]
+            assert result.errors is None
+            return result
+
+        raw = await _best_rate(simulator_quote)
+        one = await _best_rate(graphql_quote)
+        fifty = await _best_rate(graphql_batch)
+
+    print(f"Python {platform.python_version()} on {platform.machine()}, median of {ROUNDS} one-second rounds\n")
+    print("| operation | per second | vs. simulator |")
+    print("|---|---:|---:|")
+    print(f"| simulator quote (AAPL) | {raw:,.0f} | 1.00 |")
+    print(f"| GraphQL `quote` (in-process execute) | {one:,.0f} | {one / raw:.3f} |")
+    print(f"| GraphQL `quotes` for 50 symbols | {fifty:,.0f} ({fifty * 50:,.0f} quotes) | {fifty * 50 / raw:.3f} |")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

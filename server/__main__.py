@@ -1,0 +1,58 @@
+"""Command line: `python -m server [serve|migrate]`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from server.app import create_app
+from server.db import upgrade_database
+from server.log import configure_logging
+from server.settings import Settings
+
+logger = logging.getLogger("server")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m server", description="GraphQL trading API over Alpaca")
+    commands = parser.add_subparsers(dest="command")
+    serve = commands.add_parser("serve", help="run the GraphQL server (the default)")
+    serve.add_argument("--host", help="interface to bind (default: HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default: PORT or 8081; 0 picks a free one)")
+    commands.add_parser("migrate", help="apply database migrations and exit")
+    return parser
+
+
+def serve(settings: Settings) -> None:
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        proxy_headers=False,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if k in {"host", "port"} and v is not None}
+    settings = Settings(**overrides)
+    configure_logging(settings.log_level)
+    if args.command == "migrate":
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        upgrade_database(settings.database_url)
+        logger.info("migrations applied")
+        return 0
+    serve(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""GraphQL errors with `extensions.code`; unexpected failures are masked and logged.
+
+Expected failures raise `ApiError` (or a broker error mapped below) and reach the client
+with their code. Anything else is logged once, with its traceback and the request id, and
+the client sees only "Unexpected error." with code INTERNAL_SERVER_ERROR and the id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from enum import StrEnum
+from typing import Any
+
+from graphql import GraphQLError
+from graphql.error import GraphQLSyntaxError
+from strawberry.extensions import MaskErrors
+from strawberry.types import ExecutionContext
+
+from server.brokers.base import BrokerUnavailableError, UnknownSymbolError
+from server.log import request_id_var
+
+logger = logging.getLogger(__name__)
+
+
+class ErrorCode(StrEnum):
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    RATE_LIMITED = "RATE_LIMITED"
+    BAD_USER_INPUT = "BAD_USER_INPUT"
+    NOT_FOUND = "NOT_FOUND"
+    BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE"
+    BROKER_AUTH_FAILED = "BROKER_AUTH_FAILED"
+    SYMBOL_LIMIT = "SYMBOL_LIMIT"
+    INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+    GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+    GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+
+
+class ApiError(Exception):
+    def __init__(self, code: ErrorCode, message: str, **extensions: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.extensions = extensions
+
+
+def bad_user_input(message: str, **extensions: Any) -> ApiError:
+    return ApiError(ErrorCode.BAD_USER_INPUT, message, **extensions)
+
+
+def _from_domain(error: Exception) -> ApiError | None:
+    if isinstance(error, ApiError):
+        return error
+    if isinstance(error, UnknownSymbolError):
+        return bad_user_input(str(error), symbols=list(error.symbols))
+    if isinstance(error, BrokerUnavailableError):
+        return ApiError(ErrorCode.BROKER_UNAVAILABLE, "The broker is unavailable; try again shortly.")
+    return None
+
+
+def is_expected(error: GraphQLError) -> bool:
+    original = error.original_error
+    return original is None or isinstance(original, GraphQLError) or _from_domain(original) is not None
+
+
+def _code_for_graphql_error(error: GraphQLError) -> ErrorCode:
+    # Validation errors were tagged by ErrorCodes.on_validate; what is left without a code
+    # is a syntax error or a variable that could not be coerced to its type.
+    if isinstance(error, GraphQLSyntaxError):
+        return ErrorCode.GRAPHQL_PARSE_FAILED
+    return ErrorCode.BAD_USER_INPUT
+
+
+def _rebuild(error: GraphQLError, message: str, extensions: dict[str, Any]) -> GraphQLError:
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions=extensions,
+    )
+
+
+def to_client_error(error: GraphQLError) -> GraphQLError:
+    original = error.original_error
+    if isinstance(original, GraphQLError):
+        return to_client_error(original)
+    if original is None:
+        code = error.extensions.get("code") if error.extensions else None
+        return _rebuild(
+            error, error.message, {**(error.extensions or {}), "code": code or _code_for_graphql_error(error)}
+        )
+    api_error = _from_domain(original)
+    if api_error is not None:
+        return _rebuild(error, api_error.message, {"code": api_error.code.value, **api_error.extensions})
+    return _rebuild(
+        error,
+        "Unexpected error.",
+        {"code": ErrorCode.INTERNAL_SERVER_ERROR.value, "requestId": request_id_var.get()},
+    )
+
+
+class ErrorCodes(MaskErrors):
+    """MaskErrors that, instead of blanking every error, gives each one its code."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=lambda _error: True)
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+        for error in self.execution_context.pre_execution_errors or ():
+            error.extensions = {**(error.extensions or {}), "code": ErrorCode.GRAPHQL_VALIDATION_FAILED.value}
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        return to_client_error(error)
+
+
+def log_errors(errors: list[GraphQLError], execution_context: ExecutionContext | None) -> None:
+    operation = execution_context.operation_name if execution_context else None
+    for error in errors:
+        if is_expected(error):
+            logger.debug("graphql error: %s", error.message, extra={"operation": operation})
+        else:
+            original = error.original_error
+            logger.error(
+                "unexpected error in %s",
+                ".".join(str(part) for part in error.path or ()) or "operation",
+                exc_info=(type(original), original, original.__traceback__) if original else None,
+                extra={"operation": operation},
+            )

@@ -1,0 +1,36 @@
+"""The Decimal scalar: exact decimals as strings on the wire, never floats."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+import strawberry
+
+MAX_DECIMAL_LENGTH = 40
+
+
+def serialize_decimal(value: Decimal) -> str:
+    return format(value, "f")
+
+
+def parse_decimal(value: object) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError('Decimal values are strings such as "12.34"')
+    text = str(value).strip()
+    if len(text) > MAX_DECIMAL_LENGTH:
+        raise ValueError("Decimal value is too long")
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"{text!r} is not a decimal number") from None
+    if not number.is_finite():
+        raise ValueError("Decimal values must be finite")
+    return number
+
+
+DecimalScalar = strawberry.scalar(
+    name="Decimal",
+    description='An exact decimal number, sent as a string ("187.25") to keep every digit.',
+    serialize=serialize_decimal,
+    parse_value=parse_decimal,
+)

@@ -1,0 +1,123 @@
+"""A seeded, deterministic market: one geometric random walk per symbol.
+
+Each symbol moves in fixed steps of `tick_seconds` from the moment the market was
+created, drawing from its own generator (seeded by the market seed and the symbol), so a
+symbol's path does not depend on which other symbols were asked for, or in what order.
+The walk runs in float internally; everything handed out is Decimal on the price grid.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+from server.brokers.base import Quote, UnknownSymbolError
+from server.brokers.paper.clock import Clock
+from server.brokers.paper.universe import UNIVERSE, AssetSpec
+
+TRADING_SECONDS_PER_YEAR = 252 * 6.5 * 3600
+# Past this many steps behind, a symbol catches up in one draw (same distribution, less CPU).
+MAX_CATCHUP_STEPS = 600
+CENT = Decimal("0.01")
+SUB_PENNY = Decimal("0.0001")
+ROUND_LOT = 100
+MAX_LOTS_DISPLAYED = 10
+
+
+def tick_size(price: Decimal) -> Decimal:
+    return CENT if price >= 1 else SUB_PENNY
+
+
+class SymbolWalk:
+    """The price path of one symbol."""
+
+    def __init__(self, spec: AssetSpec, *, seed: int, tick_seconds: float) -> None:
+        self.spec = spec
+        self._rng = random.Random(f"{seed}:{spec.symbol}")
+        self._sigma = spec.volatility * math.sqrt(tick_seconds / TRADING_SECONDS_PER_YEAR)
+        self._log_mid = math.log(float(spec.price))
+        self._bid_lots = self._ask_lots = 1
+        self.step = -1
+        self.advance_to(0)
+
+    def advance_to(self, step: int) -> None:
+        gap = step - self.step
+        if gap <= 0:
+            return
+        if gap > MAX_CATCHUP_STEPS:
+            self._move(math.sqrt(gap))
+        else:
+            for _ in range(gap):
+                self._move(1.0)
+        self.step = step
+
+    def _move(self, scale: float) -> None:
+        sigma = self._sigma * scale
+        self._log_mid += sigma * self._rng.gauss(0.0, 1.0) - sigma * sigma / 2
+        self._bid_lots = self._rng.randint(1, MAX_LOTS_DISPLAYED)
+        self._ask_lots = self._rng.randint(1, MAX_LOTS_DISPLAYED)
+
+    @property
+    def mid(self) -> Decimal:
+        return Decimal(repr(round(math.exp(self._log_mid), 6)))
+
+    def quote(self, timestamp: datetime) -> Quote:
+        mid = self.mid
+        tick = tick_size(mid)
+        half_spread = max(tick / 2, mid * Decimal(repr(self.spec.spread_bps)) / 20000)
+        bid = ((mid - half_spread) / tick).to_integral_value(ROUND_FLOOR) * tick
+        ask = ((mid + half_spread) / tick).to_integral_value(ROUND_CEILING) * tick
+        if ask <= bid:
+            ask = bid + tick
+        return Quote(
+            symbol=self.spec.symbol,
+            bid_price=max(bid, tick),
+            bid_size=Decimal(self._bid_lots * ROUND_LOT),
+            ask_price=ask,
+            ask_size=Decimal(self._ask_lots * ROUND_LOT),
+            timestamp=timestamp,
+        )
+
+
+class MarketSimulator:
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        seed: int,
+        tick_seconds: float = 1.0,
+        universe: Iterable[AssetSpec] = UNIVERSE,
+    ) -> None:
+        if tick_seconds <= 0:
+            raise ValueError("tick_seconds must be positive")
+        self.clock = clock
+        self.seed = seed
+        self.tick = timedelta(seconds=tick_seconds)
+        self.epoch = clock.now().replace(microsecond=0)
+        self._walks = {spec.symbol: SymbolWalk(spec, seed=seed, tick_seconds=tick_seconds) for spec in universe}
+
+    @property
+    def assets(self) -> Mapping[str, AssetSpec]:
+        return {symbol: walk.spec for symbol, walk in self._walks.items()}
+
+    def current_step(self) -> int:
+        return max(0, (self.clock.now() - self.epoch) // self.tick)
+
+    def quotes(self, symbols: Sequence[str]) -> dict[str, Quote]:
+        unknown = [symbol for symbol in dict.fromkeys(symbols) if symbol not in self._walks]
+        if unknown:
+            raise UnknownSymbolError(unknown)
+        step = self.current_step()
+        timestamp = self.epoch + step * self.tick
+        result: dict[str, Quote] = {}
+        for symbol in symbols:
+            walk = self._walks[symbol]
+            walk.advance_to(step)
+            result[symbol] = walk.quote(timestamp)
+        return result
+
+    def quote(self, symbol: str) -> Quote:
+        return self.quotes([symbol])[symbol]

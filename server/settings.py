@@ -1,0 +1,68 @@
+"""Typed settings: one class, read from the environment (and a `.env` file if present)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "mysql": "mysql+aiomysql",
+    "mariadb": "mysql+aiomysql",
+}
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+def to_async_url(url: str) -> str:
+    """Give a plain database URL its async driver: `postgresql://` -> `postgresql+asyncpg://`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError("DATABASE_URL must look like scheme://...")
+    if "+" in scheme:
+        return url
+    driver = _ASYNC_DRIVERS.get(scheme)
+    if driver is None:
+        raise ValueError(f"unsupported database scheme {scheme!r}: use sqlite, postgresql or mysql")
+    return f"{driver}://{rest}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    environment: Environment = Environment.DEVELOPMENT
+    host: str = "127.0.0.1"
+    port: int = Field(default=8081, ge=0, le=65535)
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    auto_migrate: bool = True
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    market_seed: int = 20261123
+    market_tick_seconds: float = Field(default=1.0, gt=0, le=60)
+    max_symbols_per_request: int = Field(default=100, ge=1, le=1000)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'trading.db'}"
+        self.database_url = to_async_url(self.database_url)
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

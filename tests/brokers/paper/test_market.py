@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from server.brokers.base import UnknownSymbolError
+from server.brokers.paper.market import MAX_CATCHUP_STEPS, MarketSimulator, tick_size
+from server.brokers.paper.universe import UNIVERSE
+from tests.utils.factories import MARKET_OPEN, make_clock
+
+SYMBOLS = [asset.symbol for asset in UNIVERSE]
+
+
+def make_market(seed: int = 1) -> MarketSimulator:
+    return MarketSimulator(make_clock(), seed=seed)
+
+
+def test_universe_is_broad_and_unique() -> None:
+    assert len(UNIVERSE) >= 50
+    assert len(set(SYMBOLS)) == len(SYMBOLS)
+    assert sum(asset.is_etf for asset in UNIVERSE) >= 5
+    assert any(not asset.shortable for asset in UNIVERSE)
+
+
+def test_first_quote_is_at_the_starting_price() -> None:
+    market = make_market()
+    for asset in UNIVERSE:
+        quote = market.quote(asset.symbol)
+        assert abs(quote.bid_price - asset.price) / asset.price < Decimal("0.005")
+
+
+def test_same_seed_same_path_whatever_the_order_of_questions() -> None:
+    one, other = make_market(seed=5), make_market(seed=5)
+    path_one, path_other = [], []
+    for _ in range(20):
+        one.clock.advance(7)  # type: ignore[attr-defined]
+        other.clock.advance(7)  # type: ignore[attr-defined]
+        path_one.append(one.quote("AAPL"))
+        other.quotes(["MSFT", "SPY"])  # asking about other symbols must not disturb AAPL
+        path_other.append(other.quotes(["TSLA", "AAPL"])["AAPL"])
+    assert path_one == path_other
+
+
+def test_different_seeds_give_different_paths() -> None:
+    one, other = make_market(seed=1), make_market(seed=2)
+    one.clock.advance(600)  # type: ignore[attr-defined]
+    other.clock.advance(600)  # type: ignore[attr-defined]
+    assert one.quote("AAPL") != other.quote("AAPL")
+
+
+def test_quotes_only_change_on_a_new_step() -> None:
+    market = make_market()
+    first = market.quote("NVDA")
+    market.clock.advance(0.4)  # type: ignore[attr-defined]
+    assert market.quote("NVDA") == first
+    market.clock.advance(0.6)  # type: ignore[attr-defined]
+    moved = market.quote("NVDA")
+    assert moved.timestamp == MARKET_OPEN + timedelta(seconds=1)
+
+
+def test_long_gaps_catch_up_in_one_draw() -> None:
+    market = make_market()
+    market.clock.advance(timedelta(days=3))  # type: ignore[attr-defined]
+    quote = market.quote("SPY")
+    assert quote.timestamp == MARKET_OPEN + timedelta(days=3)
+    assert quote.bid_price > 0
+    assert MAX_CATCHUP_STEPS < 3 * 86400
+
+
+def test_unknown_symbols_are_all_named() -> None:
+    market = make_market()
+    with pytest.raises(UnknownSymbolError) as raised:
+        market.quotes(["AAPL", "NOPE", "ZZZZ", "NOPE"])
+    assert raised.value.symbols == ("NOPE", "ZZZZ")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(min_value=0, max_value=2**32),
+    steps=st.lists(st.integers(min_value=0, max_value=5000), min_size=1, max_size=15),
+    symbol=st.sampled_from(SYMBOLS),
+)
+def test_quotes_are_always_well_formed(seed: int, steps: list[int], symbol: str) -> None:
+    market = make_market(seed)
+    for step in steps:
+        market.clock.advance(step)  # type: ignore[attr-defined]
+        quote = market.quote(symbol)
+        tick = tick_size(quote.bid_price)
+        assert Decimal(0) < quote.bid_price < quote.ask_price
+        assert quote.bid_price % tick == 0
+        assert quote.ask_price % tick_size(quote.ask_price) == 0
+        assert quote.bid_size > 0
+        assert quote.ask_size > 0
+        assert quote.bid_size % 100 == 0
+        assert quote.timestamp.tzinfo is not None

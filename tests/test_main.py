@@ -1,0 +1,56 @@
+"""`python -m server` as a user runs it: a real uvicorn process with no configuration."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
+
+import httpx
+
+from tests.utils.processes import SHUTDOWN_TIMEOUT_SECONDS, clean_environment, run_server
+
+QUERY = '{ quote(symbol: "AAPL") { symbol bidPrice askPrice } }'
+
+
+def test_zero_configuration_server_answers_quotes(tmp_path: Path) -> None:
+    with run_server(tmp_path) as server, httpx.Client(base_url=server.base_url, timeout=10) as http:
+        assert server.base_url.startswith("http://127.0.0.1:")
+        answer = http.post("/graphql", json={"query": QUERY}).json()
+        ready = http.get("/readyz")
+        health = http.get("/healthz")
+        bad_json = http.post("/graphql", content=b"{", headers={"content-type": "application/json"})
+
+    quote = answer["data"]["quote"]
+    assert quote["symbol"] == "AAPL"
+    assert isinstance(quote["bidPrice"], str)
+    assert float(quote["bidPrice"]) < float(quote["askPrice"])
+    assert ready.status_code == 200
+    assert health.json() == {"status": "ok"}
+    assert bad_json.status_code == 400
+    assert (tmp_path / "data" / "trading.db").is_file()
+    # uvicorn shuts down cleanly, then re-raises the SIGTERM it caught (exit status -15).
+    assert server.process.returncode in {0, -signal.SIGTERM}
+    messages = [entry["msg"] for entry in server.logs()]
+    assert "server ready" in messages
+    assert "Application shutdown complete." in messages
+    assert not any(entry["level"] == "ERROR" or "exc" in entry for entry in server.logs())
+
+
+def test_migrate_command_builds_the_database(tmp_path: Path) -> None:
+    database = tmp_path / "custom.db"
+    env = clean_environment(DATABASE_URL=f"sqlite:///{database}")
+    subprocess.run(
+        [sys.executable, "-m", "server", "migrate"],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        timeout=SHUTDOWN_TIMEOUT_SECONDS * 4,
+        capture_output=True,
+    )
+    with closing(sqlite3.connect(database)) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"users", "orders", "order_events", "alembic_version"} <= tables
