@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cross_web import HTTPException  # what Strawberry's views raise for HTTP errors
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
@@ -23,6 +24,15 @@ class TradingGraphQL(GraphQL[Context, None]):
             response=response if isinstance(response, Response) else None,
             services=services,
         )
+
+    def parse_json(self, data: str | bytes) -> object:
+        try:
+            parsed = self.decode_json(data)
+        except ValueError as error:  # bad JSON and bad UTF-8 alike
+            raise HTTPException(400, "Unable to parse request body as JSON") from error
+        if not isinstance(parsed, dict | list):
+            raise HTTPException(400, "The request body must be a JSON object")
+        return parsed
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         # Errors raised before the operation hooks run (a syntax error found by ParserCache)
