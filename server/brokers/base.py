@@ -7,20 +7,9 @@ the database or alpaca-py.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
 from typing import Protocol
 
-
-@dataclass(frozen=True, slots=True)
-class Quote:
-    symbol: str
-    bid_price: Decimal
-    bid_size: Decimal
-    ask_price: Decimal
-    ask_size: Decimal
-    timestamp: datetime
+from server.brokers.domain import Quote
 
 
 class BrokerError(Exception):
@@ -46,3 +35,42 @@ class QuoteSource(Protocol):
     async def ping(self) -> None:
         """Raise BrokerUnavailableError when the source cannot answer."""
         ...
+
+
+class BrokerAuthError(BrokerError):
+    """The broker refused the credentials."""
+
+
+class NotFoundError(BrokerError):
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} not found")
+        self.what = what
+
+
+class OrderRejectedError(BrokerError):
+    """The broker refused an order or an order action, with its reason.
+
+    `code` and `status` are Alpaca's (e.g. 40310000/403 for buying power, 42210000/422
+    for an invalid order), so the facade can answer exactly as Alpaca does.
+    """
+
+    def __init__(self, message: str, *, code: int = 42210000, status: int = 422, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status = status
+        self.field = field
+
+
+class InsufficientBuyingPowerError(OrderRejectedError):
+    def __init__(self, message: str = "insufficient buying power") -> None:
+        super().__init__(message, code=40310000, status=403)
+
+
+class InsufficientQtyError(OrderRejectedError):
+    def __init__(self, requested: object, available: object) -> None:
+        super().__init__(
+            f"insufficient qty available for order (requested: {requested}, available: {available})",
+            code=40310000,
+            status=403,
+        )

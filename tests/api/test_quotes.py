@@ -9,7 +9,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from server.brokers.base import Quote, QuoteSource
+from server.brokers.base import QuoteSource
+from server.brokers.domain import Quote
 from server.brokers.paper.clock import ManualClock
 from tests.utils.graphql import error_codes, execute
 

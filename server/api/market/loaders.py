@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 from strawberry.dataloader import DataLoader
 
-from server.brokers.base import Quote, QuoteSource, UnknownSymbolError
+from server.brokers.base import QuoteSource, UnknownSymbolError
+from server.brokers.domain import Quote
 
 QuoteLoader = DataLoader[str, Quote]
 

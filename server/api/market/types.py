@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import strawberry
 
-from server.brokers.base import Quote as QuoteModel
+from server.brokers.domain import Quote as QuoteModel
 
 
 @strawberry.type(description="The best bid and offer for a symbol at a moment.")

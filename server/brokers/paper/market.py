@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from server.brokers.base import Quote, UnknownSymbolError
+from server.brokers.base import UnknownSymbolError
+from server.brokers.domain import Quote
 from server.brokers.paper.clock import Clock
 from server.brokers.paper.universe import UNIVERSE, AssetSpec
 
@@ -111,7 +112,7 @@ class MarketSimulator:
         if unknown:
             raise UnknownSymbolError(unknown)
         step = self.current_step()
-        timestamp = self.epoch + step * self.tick
+        timestamp = self.time_of_step(step)
         result: dict[str, Quote] = {}
         for symbol in symbols:
             walk = self._walks[symbol]
@@ -121,3 +122,15 @@ class MarketSimulator:
 
     def quote(self, symbol: str) -> Quote:
         return self.quotes([symbol])[symbol]
+
+    def has_symbol(self, symbol: str) -> bool:
+        return symbol in self._walks
+
+    def time_of_step(self, step: int) -> datetime:
+        return self.epoch + step * self.tick
+
+    def quote_at_step(self, symbol: str, step: int) -> Quote:
+        """The quote at `step`, which must not be behind what the symbol has already reached."""
+        walk = self._walks[symbol]
+        walk.advance_to(step)
+        return walk.quote(self.time_of_step(max(step, walk.step)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from server.brokers.base import Quote
+from server.brokers.domain import Quote
 from server.brokers.paper.market import MarketSimulator
 
 

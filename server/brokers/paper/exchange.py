@@ -1,0 +1,480 @@
+"""The paper exchange: accounts and orders matched against the simulated market.
+
+Synchronous and single-threaded by design (it runs on the event loop; every call is
+microseconds). Time moves only through `advance()`, which steps the market to the
+clock's present and works every open order at every step in between, so tests drive
+the exchange by moving a ManualClock and calling `advance()`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from server.brokers.base import (
+    InsufficientBuyingPowerError,
+    InsufficientQtyError,
+    NotFoundError,
+    OrderRejectedError,
+    UnknownSymbolError,
+)
+from server.brokers.domain import (
+    Account,
+    AssetClass,
+    MarketClock,
+    Order,
+    OrderClass,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    Position,
+    Quote,
+    ReplaceRequest,
+    TimeInForce,
+    TradeEvent,
+    TradeUpdate,
+)
+from server.brokers.paper import matching
+from server.brokers.paper.accounts import PaperAccount
+from server.brokers.paper.calendar import MarketCalendar, market_clock, session_close, sessions_from
+from server.brokers.paper.market import MarketSimulator
+from server.brokers.paper.orders import PaperOrder, exit_request, validate_request
+
+ZERO = Decimal(0)
+DEFAULT_STARTING_CASH = Decimal(100000)
+# Past this many steps behind, open orders are worked on every n-th step only.
+MAX_MATCHED_STEPS = 3600
+_DAY = timedelta(days=1)
+TradeListener = Callable[[str, TradeUpdate], None]
+
+
+class PaperExchange:
+    def __init__(
+        self,
+        market: MarketSimulator,
+        calendar: MarketCalendar,
+        *,
+        starting_cash: Decimal = DEFAULT_STARTING_CASH,
+    ) -> None:
+        self.market = market
+        self.calendar = calendar
+        self.starting_cash = starting_cash
+        self._accounts: dict[str, PaperAccount] = {}
+        self._orders: dict[str, dict[str, PaperOrder]] = defaultdict(dict)
+        self._by_client_id: dict[str, dict[str, PaperOrder]] = defaultdict(dict)
+        self._open: dict[str, PaperOrder] = {}
+        self._listeners: list[TradeListener] = []
+        self._step = market.current_step()
+        self._session: tuple[datetime, datetime] | None = None
+
+    # ----- accounts -------------------------------------------------------------------
+
+    def open_account(self, account_id: str | None = None) -> str:
+        if account_id is None or account_id not in self._accounts:
+            account = PaperAccount(self.starting_cash, self.now())
+            if account_id is not None:
+                account.id = account_id
+            self._accounts[account.id] = account
+            return account.id
+        return account_id
+
+    def _account(self, account_id: str) -> PaperAccount:
+        try:
+            return self._accounts[account_id]
+        except KeyError:
+            raise NotFoundError("account") from None
+
+    def account(self, account_id: str) -> Account:
+        self.advance()
+        account = self._account(account_id)
+        return account.snapshot(self.price_of, self._reserved(account_id))
+
+    def positions(self, account_id: str) -> list[Position]:
+        self.advance()
+        account = self._account(account_id)
+        return [account.position(symbol, self.price_of) for symbol in sorted(account.holdings)]
+
+    def position(self, account_id: str, symbol: str) -> Position:
+        self.advance()
+        account = self._account(account_id)
+        if symbol not in account.holdings:
+            raise NotFoundError("position")
+        return account.position(symbol, self.price_of)
+
+    # ----- market ---------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self.market.clock.now()
+
+    def clock(self) -> MarketClock:
+        return market_clock(self.calendar, self.now())
+
+    def quote(self, symbol: str) -> Quote:
+        if not self.market.has_symbol(symbol):
+            raise UnknownSymbolError([symbol])
+        return self.market.quote_at_step(symbol, self.market.current_step())
+
+    def price_of(self, symbol: str) -> Decimal:
+        quote = self.quote(symbol)
+        return (quote.bid_price + quote.ask_price) / 2
+
+    def add_listener(self, listener: TradeListener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    # ----- orders ---------------------------------------------------------------------
+
+    def submit(self, account_id: str, request: OrderRequest) -> Order:
+        self.advance()
+        account = self._account(account_id)
+        if request.client_order_id and request.client_order_id in self._by_client_id[account_id]:
+            raise OrderRejectedError("client_order_id must be unique", field="client_order_id")
+        asset = self.market.assets.get(request.symbol)
+        if asset is None:
+            raise OrderRejectedError(f"asset {request.symbol} not found", code=40410000, status=422, field="symbol")
+        validate_request(request, fractionable=asset.fractionable, is_option=False)
+        self._check_funds(account, request, shortable=asset.shortable and asset.easy_to_borrow)
+        order = self._new_order(account_id, request, OrderStatus.NEW)
+        self._emit(order, TradeEvent.NEW)
+        for leg in order.legs:
+            if leg.status is OrderStatus.NEW:
+                self._emit(leg, TradeEvent.NEW)
+        self._work(order, immediate=True)
+        return order.snapshot()
+
+    def _new_order(self, account_id: str, request: OrderRequest, status: OrderStatus) -> PaperOrder:
+        now = self.now()
+        order = PaperOrder(account_id, request, AssetClass.US_EQUITY, 1, status, now)
+        if request.time_in_force is TimeInForce.DAY:
+            order.expires_at = session_close(self.calendar, now)
+        self._register(order)
+        if request.order_class is OrderClass.OCO:
+            sibling = PaperOrder(
+                account_id,
+                exit_request(request, take_profit=False),
+                AssetClass.US_EQUITY,
+                1,
+                OrderStatus.NEW,
+                now,
+                parent_id=order.id,
+                expires_at=order.expires_at,
+            )
+            order.legs.append(sibling)
+            self._register(sibling)
+        elif request.order_class in {OrderClass.BRACKET, OrderClass.OTO}:
+            for take_profit in (True, False):
+                if (request.take_profit if take_profit else request.stop_loss) is None:
+                    continue
+                leg = PaperOrder(
+                    account_id,
+                    exit_request(request, take_profit=take_profit),
+                    AssetClass.US_EQUITY,
+                    1,
+                    OrderStatus.HELD,
+                    now,
+                    parent_id=order.id,
+                    expires_at=order.expires_at,
+                )
+                order.legs.append(leg)
+                self._register(leg)
+        return order
+
+    def _register(self, order: PaperOrder) -> None:
+        self._orders[order.account_id][order.id] = order
+        self._by_client_id[order.account_id][order.client_order_id] = order
+        if order.is_open:
+            self._open[order.id] = order
+
+    def _order(self, account_id: str, order_id: str) -> PaperOrder:
+        order = self._orders[account_id].get(order_id)
+        if order is None:
+            raise NotFoundError("order")
+        return order
+
+    def get_order(self, account_id: str, order_id: str) -> Order:
+        self.advance()
+        return self._order(account_id, order_id).snapshot()
+
+    def get_order_by_client_id(self, account_id: str, client_order_id: str) -> Order:
+        self.advance()
+        order = self._by_client_id[account_id].get(client_order_id)
+        if order is None:
+            raise NotFoundError("order")
+        return order.snapshot()
+
+    def list_orders(self, account_id: str, *, nested: bool = False) -> list[Order]:
+        """All of the account's orders, newest first (the facade filters and pages them)."""
+        self.advance()
+        orders = self._orders[account_id].values()
+        chosen = [o for o in orders if not (nested and o.parent_id)]
+        chosen.sort(key=lambda o: (o.created_at, o.id), reverse=True)
+        return [o.snapshot() if nested else _flat(o) for o in chosen]
+
+    def cancel(self, account_id: str, order_id: str) -> Order:
+        self.advance()
+        order = self._order(account_id, order_id)
+        if not order.is_open:
+            raise OrderRejectedError(f'order is already in "{order.status}" state', code=42210000, status=422)
+        self._close(order, OrderStatus.CANCELED, TradeEvent.CANCELED)
+        return order.snapshot()
+
+    def cancel_all(self, account_id: str) -> list[Order]:
+        self.advance()
+        open_parents = [o for o in self._open.values() if o.account_id == account_id and not o.parent_id]
+        open_legs = [o for o in self._open.values() if o.account_id == account_id and o.parent_id]
+        for order in open_parents + open_legs:
+            if order.is_open:
+                self._close(order, OrderStatus.CANCELED, TradeEvent.CANCELED)
+        return [o.snapshot() for o in open_parents + open_legs]
+
+    def replace(self, account_id: str, order_id: str, change: ReplaceRequest) -> Order:
+        self.advance()
+        old = self._order(account_id, order_id)
+        if not old.is_open or old.status is OrderStatus.HELD:
+            raise OrderRejectedError(f'order is in "{old.status}" state and cannot be replaced')
+        if old.filled_qty:
+            raise OrderRejectedError("a partially filled order cannot be replaced")
+        request = old.request
+        fields = {
+            "qty": change.qty if change.qty is not None else old.qty,
+            "time_in_force": change.time_in_force or request.time_in_force,
+            "limit_price": change.limit_price if change.limit_price is not None else old.limit_price,
+            "stop_price": change.stop_price if change.stop_price is not None else old.stop_price,
+            "client_order_id": change.client_order_id,
+            "notional": request.notional if change.qty is None else None,
+        }
+        if change.trail is not None:
+            fields["trail_price" if request.trail_price is not None else "trail_percent"] = change.trail
+        new_request = _with(request, **fields)
+        if old.parent_id is None:
+            asset = self.market.assets[request.symbol]
+            validate_request(new_request, fractionable=asset.fractionable, is_option=False)
+        if new_request.client_order_id and new_request.client_order_id in self._by_client_id[account_id]:
+            raise OrderRejectedError("client_order_id must be unique", field="client_order_id")
+        now = self.now()
+        new = PaperOrder(
+            account_id,
+            new_request,
+            old.asset_class,
+            old.multiplier,
+            OrderStatus.NEW,
+            now,
+            replaces=old.id,
+            parent_id=old.parent_id,
+            expires_at=old.expires_at,
+            hwm=old.hwm,
+        )
+        new.legs = old.legs
+        old.legs = []
+        old.replaced_by, old.replaced_at = new.id, now
+        self._close(old, OrderStatus.REPLACED, TradeEvent.REPLACED, cascade=False)
+        if old.parent_id:
+            parent = self._order(account_id, old.parent_id)
+            parent.legs = [new if leg is old else leg for leg in parent.legs]
+        self._register(new)
+        self._emit(new, TradeEvent.NEW)
+        self._work(new, immediate=True)
+        return new.snapshot()
+
+    def close_position(
+        self, account_id: str, symbol: str, *, qty: Decimal | None = None, percentage: Decimal | None = None
+    ) -> Order:
+        self.advance()
+        held = self._account(account_id).position_qty(symbol)
+        if held == 0:
+            raise NotFoundError("position")
+        if qty is not None and percentage is not None:
+            raise OrderRejectedError("give qty or percentage, not both", field="qty")
+        amount = abs(held)
+        if percentage is not None:
+            if not 0 < percentage <= 100:
+                raise OrderRejectedError("percentage must be between 0 and 100", field="percentage")
+            amount = (amount * percentage / 100).quantize(Decimal("0.000000001"))
+        elif qty is not None:
+            if not 0 < qty <= amount:
+                raise InsufficientQtyError(qty, amount)
+            amount = qty
+        side = OrderSide.SELL if held > 0 else OrderSide.BUY
+        return self.submit(account_id, OrderRequest(symbol=symbol, side=side, qty=amount))
+
+    # ----- checks ---------------------------------------------------------------------
+
+    def _reserved(self, account_id: str) -> Decimal:
+        """Buying power held by open orders that would add exposure."""
+        total = ZERO
+        for order in self._open.values():
+            if order.account_id != account_id or order.status is OrderStatus.HELD or order.parent_id:
+                continue
+            total += self._exposure(order.request, order.remaining, order.account_id)
+        return total
+
+    def _exposure(self, request: OrderRequest, qty: Decimal | None, account_id: str) -> Decimal:
+        if request.notional is not None and qty is None:
+            return request.notional
+        assert qty is not None
+        held = self._account(account_id).position_qty(request.symbol)
+        closing = held > 0 if request.side is OrderSide.SELL else held < 0
+        if closing:
+            qty = max(ZERO, qty - abs(held))
+        quote = self.quote(request.symbol)
+        market = quote.ask_price if request.side is OrderSide.BUY else quote.bid_price
+        price = request.limit_price if request.limit_price is not None else max(market, request.stop_price or ZERO)
+        return qty * price
+
+    def _check_funds(self, account: PaperAccount, request: OrderRequest, *, shortable: bool) -> None:
+        held = account.position_qty(request.symbol)
+        committed = sum(
+            (
+                o.remaining or ZERO
+                for o in self._open.values()
+                if o.account_id == account.id
+                and o.symbol == request.symbol
+                and o.side is request.side
+                and not o.parent_id
+            ),
+            ZERO,
+        )
+        qty = request.qty if request.qty is not None else ZERO
+        reducing = held > 0 if request.side is OrderSide.SELL else held < 0
+        if reducing and qty + committed > abs(held):
+            raise InsufficientQtyError(qty, max(ZERO, abs(held) - committed))
+        if request.side is OrderSide.SELL and held <= 0:
+            if not shortable:
+                raise OrderRejectedError(f"asset {request.symbol} cannot be sold short", code=42210000, status=422)
+            if request.notional is not None or qty != qty.to_integral():
+                raise OrderRejectedError("fractional orders cannot be sold short", code=42210000, status=422)
+        cost = self._exposure(request, request.qty, account.id)
+        if cost > account.buying_power(self.price_of, self._reserved(account.id)):
+            raise InsufficientBuyingPowerError()
+
+    # ----- time and matching ----------------------------------------------------------
+
+    def advance(self) -> None:
+        """Bring the exchange to the clock's present, working open orders step by step."""
+        target = self.market.current_step()
+        if target <= self._step:
+            return
+        if not self._open:
+            self._step = target
+            return
+        stride = max(1, (target - self._step) // MAX_MATCHED_STEPS)
+        step = self._step
+        while step < target:
+            step = min(target, step + stride)
+            self._step = step
+            self._run_step(step)
+
+    def _run_step(self, step: int) -> None:
+        moment = self.market.time_of_step(step)
+        for order in list(self._open.values()):
+            if order.is_open and order.expires_at is not None and moment >= order.expires_at:
+                self._close(order, OrderStatus.EXPIRED, TradeEvent.EXPIRED)
+        if not self._session_open(moment):
+            return
+        for order in sorted(self._open.values(), key=lambda o: (o.created_at, o.id)):
+            if order.is_open and order.status is not OrderStatus.HELD:
+                self._work(order, step=step)
+
+    def _session_open(self, moment: datetime) -> bool:
+        if self._session is None or moment >= self._session[1] or moment < self._session[0] - _DAY:
+            upcoming = sessions_from(self.calendar, moment)
+            self._session = upcoming[0] if upcoming else None
+        return self._session is not None and self._session[0] <= moment < self._session[1]
+
+    def _work(self, order: PaperOrder, *, immediate: bool = False, step: int | None = None) -> None:
+        if order.status is OrderStatus.HELD or not order.is_open:
+            return
+        now_step = self.market.current_step() if step is None else step
+        market_open = self._session_open(self.market.time_of_step(now_step))
+        quote = self.market.quote_at_step(order.symbol, now_step)
+        tif = order.time_in_force
+        if tif is TimeInForce.FOK and immediate and not (market_open and matching.fully_fillable(order, quote)):
+            self._close(order, OrderStatus.CANCELED, TradeEvent.CANCELED)
+            return
+        fill = matching.match(order, quote) if market_open else None
+        if fill is not None:
+            self._fill(order, fill, quote.timestamp)
+        if immediate and tif in {TimeInForce.IOC, TimeInForce.FOK} and order.is_open:
+            self._close(order, OrderStatus.CANCELED, TradeEvent.CANCELED)
+
+    def _fill(self, order: PaperOrder, fill: matching.Fill, when: datetime) -> None:
+        account = self._account(order.account_id)
+        if order.qty is None:
+            order.qty = fill.qty
+        position_qty = account.apply_fill(
+            order.symbol, order.asset_class, order.side, fill.qty, fill.price, order.multiplier
+        )
+        order.filled_qty += fill.qty
+        order.filled_value += fill.qty * fill.price
+        order.updated_at = when
+        done = order.filled_qty == order.qty
+        order.status = OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED
+        if done:
+            order.filled_at = when
+            self._open.pop(order.id, None)
+        self._emit(order, TradeEvent.FILL if done else TradeEvent.PARTIAL_FILL, fill=fill, position_qty=position_qty)
+        self._after_fill(order, done)
+
+    def _after_fill(self, order: PaperOrder, done: bool) -> None:
+        if order.parent_id:  # an exit leg traded: its sibling (the other side of the OCO) goes
+            parent = self._order(order.account_id, order.parent_id)
+            siblings = [parent, *parent.legs] if parent.request.order_class is OrderClass.OCO else parent.legs
+            for sibling in siblings:
+                if sibling is not order and sibling.is_open:
+                    self._close(sibling, OrderStatus.CANCELED, TradeEvent.CANCELED, cascade=False)
+        elif order.request.order_class is OrderClass.OCO:
+            for leg in order.legs:
+                if leg.is_open:
+                    self._close(leg, OrderStatus.CANCELED, TradeEvent.CANCELED)
+        elif done:
+            for leg in order.legs:
+                if leg.status is OrderStatus.HELD:
+                    leg.status, leg.updated_at = OrderStatus.NEW, self.now()
+                    self._emit(leg, TradeEvent.NEW)
+                    self._work(leg)
+
+    def _close(self, order: PaperOrder, status: OrderStatus, event: TradeEvent, *, cascade: bool = True) -> None:
+        now = self.now()
+        order.status, order.updated_at = status, now
+        if status is OrderStatus.CANCELED:
+            order.canceled_at = now
+        elif status is OrderStatus.EXPIRED:
+            order.expired_at = now
+        self._open.pop(order.id, None)
+        self._emit(order, event)
+        if cascade:
+            for leg in order.legs:
+                if leg.is_open:
+                    self._close(leg, status, event)
+
+    def _emit(
+        self,
+        order: PaperOrder,
+        event: TradeEvent,
+        *,
+        fill: matching.Fill | None = None,
+        position_qty: Decimal | None = None,
+    ) -> None:
+        update = TradeUpdate(
+            event=event,
+            order=order.snapshot(),
+            timestamp=order.updated_at or self.now(),
+            execution_id=str(uuid.uuid4()) if fill else None,
+            price=fill.price if fill else None,
+            qty=fill.qty if fill else None,
+            position_qty=position_qty,
+        )
+        for listener in list(self._listeners):
+            listener(order.account_id, update)
+
+
+def _flat(order: PaperOrder) -> Order:
+    return replace(order.snapshot(), legs=())
+
+
+def _with(request: OrderRequest, **changes: object) -> OrderRequest:
+    return replace(request, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,259 @@
+"""Paper orders: the mutable order the engine works, and the checks an order must pass."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+
+from server.brokers.base import OrderRejectedError
+from server.brokers.domain import (
+    AssetClass,
+    Order,
+    OrderClass,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    TimeInForce,
+)
+
+ZERO = Decimal(0)
+MAX_CLIENT_ORDER_ID_LENGTH = 128
+QTY_PLACES = Decimal("0.000000001")
+
+
+@dataclass(slots=True)
+class PaperOrder:
+    account_id: str
+    request: OrderRequest
+    asset_class: AssetClass
+    multiplier: int
+    status: OrderStatus
+    created_at: datetime
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    client_order_id: str = ""
+    qty: Decimal | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    filled_qty: Decimal = ZERO
+    filled_value: Decimal = ZERO
+    hwm: Decimal | None = None
+    triggered: bool = False
+    expires_at: datetime | None = None
+    updated_at: datetime | None = None
+    filled_at: datetime | None = None
+    canceled_at: datetime | None = None
+    expired_at: datetime | None = None
+    replaced_at: datetime | None = None
+    replaced_by: str | None = None
+    replaces: str | None = None
+    parent_id: str | None = None
+    legs: list[PaperOrder] = field(default_factory=list)
+    reject_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        self.client_order_id = self.client_order_id or self.request.client_order_id or str(uuid.uuid4())
+        self.qty = self.qty if self.qty is not None else self.request.qty
+        self.limit_price = self.limit_price if self.limit_price is not None else self.request.limit_price
+        self.stop_price = self.stop_price if self.stop_price is not None else self.request.stop_price
+        self.updated_at = self.updated_at or self.created_at
+
+    @property
+    def symbol(self) -> str:
+        return self.request.symbol
+
+    @property
+    def side(self) -> OrderSide:
+        return self.request.side
+
+    @property
+    def type(self) -> OrderType:
+        return self.request.type
+
+    @property
+    def time_in_force(self) -> TimeInForce:
+        return self.request.time_in_force
+
+    @property
+    def is_open(self) -> bool:
+        return self.status.is_open
+
+    @property
+    def remaining(self) -> Decimal | None:
+        return None if self.qty is None else self.qty - self.filled_qty
+
+    @property
+    def filled_avg_price(self) -> Decimal | None:
+        if not self.filled_qty:
+            return None
+        return (self.filled_value / self.filled_qty).quantize(Decimal("0.0001"))
+
+    def trail_stop(self) -> Decimal | None:
+        """The current stop of a trailing order, from its high (sell) or low (buy) water mark."""
+        if self.hwm is None:
+            return None
+        request = self.request
+        if request.trail_price is not None:
+            offset = request.trail_price
+        else:
+            offset = self.hwm * (request.trail_percent or ZERO) / 100
+        stop = self.hwm - offset if self.side is OrderSide.SELL else self.hwm + offset
+        return stop.quantize(Decimal("0.01"))
+
+    def snapshot(self) -> Order:
+        request = self.request
+        return Order(
+            id=self.id,
+            client_order_id=self.client_order_id,
+            symbol=self.symbol,
+            asset_class=self.asset_class,
+            side=self.side,
+            type=self.type,
+            time_in_force=self.time_in_force,
+            order_class=request.order_class,
+            status=self.status,
+            qty=self.qty,
+            notional=request.notional,
+            filled_qty=self.filled_qty,
+            filled_avg_price=self.filled_avg_price,
+            limit_price=self.limit_price,
+            stop_price=self.trail_stop() if self.type is OrderType.TRAILING_STOP else self.stop_price,
+            trail_price=request.trail_price,
+            trail_percent=request.trail_percent,
+            hwm=self.hwm,
+            extended_hours=request.extended_hours,
+            created_at=self.created_at,
+            updated_at=self.updated_at or self.created_at,
+            submitted_at=self.created_at,
+            filled_at=self.filled_at,
+            canceled_at=self.canceled_at,
+            expired_at=self.expired_at,
+            replaced_at=self.replaced_at,
+            replaced_by=self.replaced_by,
+            replaces=self.replaces,
+            legs=tuple(leg.snapshot() for leg in self.legs),
+            reject_reason=self.reject_reason,
+        )
+
+
+def _reject(message: str, field: str | None = None) -> OrderRejectedError:
+    return OrderRejectedError(message, field=field)
+
+
+def _positive(value: Decimal | None, name: str) -> None:
+    if value is not None and (not value.is_finite() or value <= 0):
+        raise _reject(f"{name} must be > 0", name)
+
+
+def validate_request(request: OrderRequest, *, fractionable: bool, is_option: bool) -> None:
+    """Alpaca's rules for a new order; raises OrderRejectedError (422) naming the field."""
+    if (request.qty is None) == (request.notional is None):
+        raise _reject("qty or notional is required, but not both", "qty")
+    for name in ("qty", "notional", "limit_price", "stop_price", "trail_price", "trail_percent"):
+        _positive(getattr(request, name), name)
+    if request.client_order_id is not None and not 0 < len(request.client_order_id) <= MAX_CLIENT_ORDER_ID_LENGTH:
+        raise _reject("client_order_id must be 1 to 128 characters", "client_order_id")
+    if request.time_in_force in {TimeInForce.OPG, TimeInForce.CLS}:
+        raise _reject(f"time_in_force {request.time_in_force} is not supported by the paper exchange", "time_in_force")
+
+    needs_limit = request.type in {OrderType.LIMIT, OrderType.STOP_LIMIT}
+    needs_stop = request.type in {OrderType.STOP, OrderType.STOP_LIMIT}
+    if needs_limit != (request.limit_price is not None):
+        raise _reject(f"limit_price is {'required' if needs_limit else 'only for limit orders'}", "limit_price")
+    if needs_stop != (request.stop_price is not None):
+        raise _reject(f"stop_price is {'required' if needs_stop else 'only for stop orders'}", "stop_price")
+    if request.type is OrderType.TRAILING_STOP:
+        if (request.trail_price is None) == (request.trail_percent is None):
+            raise _reject("trailing_stop needs exactly one of trail_price or trail_percent", "trail_price")
+        if request.trail_percent is not None and request.trail_percent >= 100:
+            raise _reject("trail_percent must be < 100", "trail_percent")
+        if request.time_in_force not in {TimeInForce.DAY, TimeInForce.GTC}:
+            raise _reject("trailing_stop orders must be day or gtc", "time_in_force")
+    elif request.trail_price is not None or request.trail_percent is not None:
+        raise _reject("trail_price and trail_percent are only for trailing_stop orders", "trail_price")
+    if request.time_in_force in {TimeInForce.IOC, TimeInForce.FOK} and request.type not in {
+        OrderType.MARKET,
+        OrderType.LIMIT,
+    }:
+        raise _reject(f"{request.time_in_force} orders must be market or limit", "time_in_force")
+
+    fractional = request.notional is not None or (request.qty is not None and request.qty != request.qty.to_integral())
+    if fractional:
+        if is_option:
+            raise _reject("option orders must be for whole contracts", "qty")
+        if not fractionable:
+            raise _reject(f"asset {request.symbol} is not fractionable", "qty")
+        if request.type is not OrderType.MARKET or request.time_in_force is not TimeInForce.DAY:
+            raise _reject("fractional and notional orders must be market day orders", "type")
+        if request.order_class is not OrderClass.SIMPLE:
+            raise _reject("fractional orders must be simple orders", "order_class")
+    if request.extended_hours and (request.type is not OrderType.LIMIT or request.time_in_force is not TimeInForce.DAY):
+        raise _reject("extended hours orders must be limit day orders", "extended_hours")
+    if is_option and (
+        request.type not in {OrderType.MARKET, OrderType.LIMIT} or request.order_class is not OrderClass.SIMPLE
+    ):
+        raise _reject("option orders must be simple market or limit orders", "type")
+    _validate_class(request)
+
+
+def _validate_class(request: OrderRequest) -> None:
+    take_profit, stop_loss = request.take_profit, request.stop_loss
+    order_class = request.order_class
+    if order_class is OrderClass.SIMPLE:
+        if take_profit or stop_loss:
+            raise _reject("take_profit and stop_loss need order_class bracket, oco or oto", "order_class")
+        return
+    if request.time_in_force not in {TimeInForce.DAY, TimeInForce.GTC}:
+        raise _reject(f"{order_class} orders must be day or gtc", "time_in_force")
+    if order_class in {OrderClass.BRACKET, OrderClass.OCO} and not (take_profit and stop_loss):
+        raise _reject(f"{order_class} orders need both take_profit and stop_loss", "take_profit")
+    if order_class is OrderClass.OTO and bool(take_profit) == bool(stop_loss):
+        raise _reject("oto orders need exactly one of take_profit or stop_loss", "take_profit")
+    if order_class is OrderClass.OCO and request.type is not OrderType.LIMIT:
+        raise _reject("oco orders must be limit orders (the take-profit leg)", "type")
+    if order_class is not OrderClass.OCO and request.type not in {OrderType.MARKET, OrderType.LIMIT}:
+        raise _reject(f"{order_class} entry orders must be market or limit", "type")
+    if take_profit:
+        _positive(take_profit.limit_price, "take_profit.limit_price")
+    if stop_loss:
+        _positive(stop_loss.stop_price, "stop_loss.stop_price")
+        _positive(stop_loss.limit_price, "stop_loss.limit_price")
+    if take_profit and stop_loss:
+        buying = request.side is OrderSide.BUY
+        exit_above = take_profit.limit_price > stop_loss.stop_price
+        if order_class is OrderClass.BRACKET and exit_above != buying:
+            side = "above" if buying else "below"
+            raise _reject(f"take_profit.limit_price must be {side} stop_loss.stop_price", "take_profit.limit_price")
+
+
+def exit_request(parent: OrderRequest, *, take_profit: bool) -> OrderRequest:
+    """The exit leg of a bracket, OCO or OTO order: the other side, same quantity."""
+    exit_side = OrderSide.SELL if parent.side is OrderSide.BUY else OrderSide.BUY
+    if parent.order_class is OrderClass.OCO:
+        exit_side = parent.side
+    if take_profit:
+        assert parent.take_profit is not None
+        return replace(
+            parent,
+            side=exit_side,
+            type=OrderType.LIMIT,
+            limit_price=parent.take_profit.limit_price,
+            stop_price=None,
+            client_order_id=None,
+            take_profit=None,
+            stop_loss=None,
+        )
+    assert parent.stop_loss is not None
+    stop_limit = parent.stop_loss.limit_price
+    return replace(
+        parent,
+        side=exit_side,
+        type=OrderType.STOP_LIMIT if stop_limit is not None else OrderType.STOP,
+        stop_price=parent.stop_loss.stop_price,
+        limit_price=stop_limit,
+        client_order_id=None,
+        take_profit=None,
+        stop_loss=None,
+    )

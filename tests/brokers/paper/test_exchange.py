@@ -1,0 +1,368 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from server.brokers.base import InsufficientBuyingPowerError, InsufficientQtyError, NotFoundError, OrderRejectedError
+from server.brokers.domain import (
+    OrderClass,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    ReplaceRequest,
+    StopLoss,
+    TakeProfit,
+    TimeInForce,
+)
+from server.brokers.paper.calendar import NyseCalendar
+from tests.utils.paper import PaperWorld, paper_world
+
+D = Decimal
+
+
+@pytest.fixture
+def world() -> PaperWorld:
+    return paper_world()
+
+
+def buy(symbol: str = "AAPL", qty: str | None = "10", **fields: object) -> OrderRequest:
+    return OrderRequest(symbol=symbol, side=OrderSide.BUY, qty=D(qty) if qty else None, **fields)  # type: ignore[arg-type]
+
+
+def sell(symbol: str = "AAPL", qty: str = "10", **fields: object) -> OrderRequest:
+    return OrderRequest(symbol=symbol, side=OrderSide.SELL, qty=D(qty), **fields)  # type: ignore[arg-type]
+
+
+def test_market_buy_fills_at_the_ask(world: PaperWorld) -> None:
+    ask = world.exchange.quote("AAPL").ask_price
+    order = world.exchange.submit(world.account_id, buy())
+    assert order.status is OrderStatus.FILLED
+    assert order.filled_qty == 10
+    assert order.filled_avg_price == ask
+    assert world.events(order.id) == ["new", "fill"]
+    position = world.exchange.position(world.account_id, "AAPL")
+    assert (position.qty, position.avg_entry_price) == (10, ask)
+    account = world.exchange.account(world.account_id)
+    assert account.cash == D(100000) - 10 * ask
+
+
+def test_orders_larger_than_the_displayed_size_fill_in_parts(world: PaperWorld) -> None:
+    displayed = world.exchange.quote("F").ask_size
+    order = world.exchange.submit(world.account_id, buy("F", "5000"))
+    assert order.status is OrderStatus.PARTIALLY_FILLED
+    assert order.filled_qty == displayed
+    world.step(times=60)
+    done = world.exchange.get_order(world.account_id, order.id)
+    assert done.status is OrderStatus.FILLED
+    assert done.filled_qty == 5000
+    events = world.events(order.id)
+    assert events[0] == "new"
+    assert events[-1] == "fill"
+    assert set(events[1:-1]) == {"partial_fill"}
+
+
+def test_limit_order_waits_then_fills_at_the_quote_or_better(world: PaperWorld) -> None:
+    ask = world.exchange.quote("TSLA").ask_price
+    order = world.exchange.submit(world.account_id, buy("TSLA", "1", type=OrderType.LIMIT, limit_price=ask - D("0.50")))
+    assert order.status is OrderStatus.NEW
+    for _ in range(3600):
+        world.step()
+        if world.exchange.get_order(world.account_id, order.id).status is OrderStatus.FILLED:
+            break
+    filled = world.exchange.get_order(world.account_id, order.id)
+    assert filled.status is OrderStatus.FILLED
+    assert filled.filled_avg_price is not None
+    assert filled.filled_avg_price <= ask - D("0.50")
+
+
+def test_stop_order_triggers_when_the_price_is_reached(world: PaperWorld) -> None:
+    world.exchange.submit(world.account_id, buy("NVDA", "10"))
+    bid = world.exchange.quote("NVDA").bid_price
+    stop = world.exchange.submit(world.account_id, sell("NVDA", "10", type=OrderType.STOP, stop_price=bid - D("0.20")))
+    assert stop.status is OrderStatus.NEW
+    for _ in range(7200):
+        world.step()
+        if world.exchange.get_order(world.account_id, stop.id).status is OrderStatus.FILLED:
+            break
+    filled = world.exchange.get_order(world.account_id, stop.id)
+    assert filled.status is OrderStatus.FILLED
+    assert filled.filled_avg_price is not None
+    assert filled.filled_avg_price <= bid - D("0.20")
+
+
+def test_trailing_stop_follows_the_high_water_mark(world: PaperWorld) -> None:
+    world.exchange.submit(world.account_id, buy("COIN", "5"))
+    order = world.exchange.submit(
+        world.account_id, sell("COIN", "5", type=OrderType.TRAILING_STOP, trail_percent=D("0.5"))
+    )
+    first_stop = order.stop_price
+    assert order.hwm is not None
+    assert first_stop == (order.hwm * D("0.995")).quantize(D("0.01"))
+    for _ in range(20000):
+        world.step()
+        current = world.exchange.get_order(world.account_id, order.id)
+        if current.status is OrderStatus.FILLED:
+            break
+    assert current.status is OrderStatus.FILLED
+    assert current.hwm is not None
+    assert current.hwm >= order.hwm
+    assert current.filled_avg_price is not None
+    assert current.filled_avg_price <= (current.hwm * D("0.995")).quantize(D("0.01"))
+
+
+def test_ioc_fills_what_it_can_and_cancels_the_rest(world: PaperWorld) -> None:
+    displayed = world.exchange.quote("F").ask_size
+    order = world.exchange.submit(world.account_id, buy("F", "5000", time_in_force=TimeInForce.IOC))
+    assert order.status is OrderStatus.CANCELED
+    assert order.filled_qty == displayed
+    assert world.events(order.id) == ["new", "partial_fill", "canceled"]
+
+
+def test_fok_that_cannot_fill_whole_is_canceled_untouched(world: PaperWorld) -> None:
+    order = world.exchange.submit(world.account_id, buy("F", "5000", time_in_force=TimeInForce.FOK))
+    assert order.status is OrderStatus.CANCELED
+    assert order.filled_qty == 0
+    small = world.exchange.submit(world.account_id, buy("F", "100", time_in_force=TimeInForce.FOK))
+    assert small.status is OrderStatus.FILLED
+
+
+def test_day_orders_expire_and_gtc_orders_stay(world: PaperWorld) -> None:
+    low = world.exchange.quote("SPY").bid_price / 2
+    day = world.exchange.submit(world.account_id, buy("SPY", "1", type=OrderType.LIMIT, limit_price=low))
+    gtc = world.exchange.submit(
+        world.account_id,
+        buy("SPY", "1", type=OrderType.LIMIT, limit_price=low, time_in_force=TimeInForce.GTC),
+    )
+    world.step(timedelta(hours=15).total_seconds())  # past midnight in New York, where "always" days end
+    assert world.exchange.get_order(world.account_id, day.id).status is OrderStatus.EXPIRED
+    assert world.exchange.get_order(world.account_id, gtc.id).status is OrderStatus.NEW
+    assert world.events(day.id) == ["new", "expired"]
+
+
+def test_nyse_hours_hold_orders_until_the_open() -> None:
+    saturday = datetime(2026, 11, 28, 15, tzinfo=UTC)
+    world = paper_world(calendar=NyseCalendar(), start=saturday)
+    clock = world.exchange.clock()
+    assert not clock.is_open
+    assert clock.next_open == datetime(2026, 11, 30, 14, 30, tzinfo=UTC)
+    order = world.exchange.submit(world.account_id, buy("AAPL", "1"))
+    assert order.status is OrderStatus.NEW
+    world.step(timedelta(days=2).total_seconds() - 1800)  # Monday 14:30 UTC, the open
+    world.step(1)
+    filled = world.exchange.get_order(world.account_id, order.id)
+    assert filled.status is OrderStatus.FILLED
+    assert filled.filled_at is not None
+    assert filled.filled_at >= datetime(2026, 11, 30, 14, 30, tzinfo=UTC)
+
+
+def test_notional_market_order_buys_a_fraction(world: PaperWorld) -> None:
+    order = world.exchange.submit(world.account_id, buy("AAPL", None, notional=D("1000")))
+    assert order.status is OrderStatus.FILLED
+    assert order.qty is not None
+    assert order.qty != order.qty.to_integral()
+    assert order.filled_avg_price is not None
+    assert D("999.9") < order.qty * order.filled_avg_price <= D(1000)
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (buy("AAPL", "1.5", type=OrderType.LIMIT, limit_price=D(200)), "market day"),
+        (buy("AAPL", "1", time_in_force=TimeInForce.OPG), "not supported"),
+        (buy("AAPL", "1", type=OrderType.LIMIT), "limit_price is required"),
+        (buy("AAPL", "1", type=OrderType.STOP), "stop_price is required"),
+        (buy("AAPL", "1", stop_price=D(1)), "only for stop"),
+        (buy("AAPL", "0"), "qty must be > 0"),
+        (buy("AAPL", None), "qty or notional"),
+        (buy("AAPL", "1", notional=D(10)), "qty or notional"),
+        (buy("AAPL", "1", type=OrderType.TRAILING_STOP), "trail"),
+        (buy("AAPL", "1", type=OrderType.STOP, stop_price=D(300), time_in_force=TimeInForce.IOC), "market or limit"),
+        (buy("AAPL", "1", order_class=OrderClass.BRACKET, take_profit=TakeProfit(D(300))), "both"),
+        (
+            buy(
+                "AAPL", "1", order_class=OrderClass.BRACKET, take_profit=TakeProfit(D(200)), stop_loss=StopLoss(D(300))
+            ),
+            "above",
+        ),
+        (buy("ZZZZ", "1"), "not found"),
+        (buy("AAPL", "1", client_order_id="x" * 129), "client_order_id"),
+    ],
+)
+def test_invalid_orders_are_rejected_with_a_reason(world: PaperWorld, request_: OrderRequest, message: str) -> None:
+    with pytest.raises(OrderRejectedError, match=message) as raised:
+        world.exchange.submit(world.account_id, request_)
+    assert raised.value.status == 422
+    assert world.exchange.list_orders(world.account_id) == []
+
+
+def test_buying_power_is_enforced(world: PaperWorld) -> None:
+    with pytest.raises(InsufficientBuyingPowerError) as raised:
+        world.exchange.submit(world.account_id, buy("AAPL", "1000"))
+    assert (raised.value.status, raised.value.code) == (403, 40310000)
+    world.exchange.submit(world.account_id, buy("AAPL", "800"))  # ~184k of 200k
+    with pytest.raises(InsufficientBuyingPowerError):
+        world.exchange.submit(world.account_id, buy("AAPL", "100"))
+
+
+def test_open_orders_hold_buying_power(world: PaperWorld) -> None:
+    before = world.exchange.account(world.account_id).buying_power
+    world.exchange.submit(world.account_id, buy("SPY", "10", type=OrderType.LIMIT, limit_price=D(100)))
+    after = world.exchange.account(world.account_id).buying_power
+    assert before - after == D(1000)
+
+
+def test_selling_more_than_held_is_refused(world: PaperWorld) -> None:
+    world.exchange.submit(world.account_id, buy("AAPL", "5"))
+    with pytest.raises(InsufficientQtyError, match=r"requested: 6, available: 5"):
+        world.exchange.submit(world.account_id, sell("AAPL", "6"))
+
+
+def test_short_selling_only_shortable_assets(world: PaperWorld) -> None:
+    short = world.exchange.submit(world.account_id, sell("AAPL", "10"))
+    assert short.status is OrderStatus.FILLED
+    position = world.exchange.position(world.account_id, "AAPL")
+    assert (position.side.value, position.qty) == ("short", 10)
+    with pytest.raises(OrderRejectedError, match="cannot be sold short"):
+        world.exchange.submit(world.account_id, sell("SIRI", "10"))
+
+
+def test_bracket_legs_wait_for_the_entry_then_one_cancels_the_other(world: PaperWorld) -> None:
+    ask = world.exchange.quote("MSFT").ask_price
+    order = world.exchange.submit(
+        world.account_id,
+        buy(
+            "MSFT",
+            "10",
+            order_class=OrderClass.BRACKET,
+            take_profit=TakeProfit(ask + D("0.30")),
+            stop_loss=StopLoss(ask - D("0.30")),
+        ),
+    )
+    assert order.status is OrderStatus.FILLED
+    take_profit, stop_loss = order.legs
+    assert take_profit.type is OrderType.LIMIT
+    assert stop_loss.type is OrderType.STOP
+    assert take_profit.status is OrderStatus.NEW
+    for _ in range(7200):
+        world.step()
+        legs = world.exchange.get_order(world.account_id, order.id).legs
+        if any(leg.status is OrderStatus.FILLED for leg in legs):
+            break
+    statuses = sorted(leg.status.value for leg in world.exchange.get_order(world.account_id, order.id).legs)
+    assert statuses == ["canceled", "filled"]
+    assert world.exchange.positions(world.account_id) == []
+
+
+def test_bracket_legs_are_held_until_the_entry_fills(world: PaperWorld) -> None:
+    ask = world.exchange.quote("MSFT").ask_price
+    order = world.exchange.submit(
+        world.account_id,
+        buy(
+            "MSFT",
+            "10",
+            type=OrderType.LIMIT,
+            limit_price=ask - 20,
+            order_class=OrderClass.BRACKET,
+            take_profit=TakeProfit(ask),
+            stop_loss=StopLoss(ask - 40),
+        ),
+    )
+    assert [leg.status for leg in order.legs] == [OrderStatus.HELD, OrderStatus.HELD]
+    canceled = world.exchange.cancel(world.account_id, order.id)
+    assert canceled.status is OrderStatus.CANCELED
+    assert [leg.status for leg in canceled.legs] == [OrderStatus.CANCELED, OrderStatus.CANCELED]
+
+
+def test_oto_has_one_exit_leg(world: PaperWorld) -> None:
+    order = world.exchange.submit(
+        world.account_id, buy("KO", "10", order_class=OrderClass.OTO, stop_loss=StopLoss(D(50)))
+    )
+    [leg] = order.legs
+    assert (leg.type, leg.side, leg.status) == (OrderType.STOP, OrderSide.SELL, OrderStatus.NEW)
+
+
+def test_oco_exits_a_position_either_way(world: PaperWorld) -> None:
+    world.exchange.submit(world.account_id, buy("KO", "10"))
+    bid = world.exchange.quote("KO").bid_price
+    order = world.exchange.submit(
+        world.account_id,
+        sell(
+            "KO",
+            "10",
+            type=OrderType.LIMIT,
+            limit_price=bid + D("0.05"),
+            order_class=OrderClass.OCO,
+            take_profit=TakeProfit(bid + D("0.05")),
+            stop_loss=StopLoss(bid - D("0.05")),
+        ),
+    )
+    assert order.status is OrderStatus.NEW
+    [stop_leg] = order.legs
+    assert stop_leg.type is OrderType.STOP
+    for _ in range(7200):
+        world.step()
+        if not world.exchange.positions(world.account_id):
+            break
+    final = world.exchange.get_order(world.account_id, order.id)
+    assert sorted([final.status.value, final.legs[0].status.value]) == ["canceled", "filled"]
+
+
+def test_replace_makes_a_new_order_and_retires_the_old(world: PaperWorld) -> None:
+    order = world.exchange.submit(world.account_id, buy("SPY", "1", type=OrderType.LIMIT, limit_price=D(100)))
+    new = world.exchange.replace(world.account_id, order.id, ReplaceRequest(qty=D(2), limit_price=D(101)))
+    old = world.exchange.get_order(world.account_id, order.id)
+    assert (old.status, old.replaced_by) == (OrderStatus.REPLACED, new.id)
+    assert (new.status, new.replaces, new.qty, new.limit_price) == (OrderStatus.NEW, order.id, 2, 101)
+    assert world.events(order.id) == ["new", "replaced"]
+    with pytest.raises(OrderRejectedError, match="replaced"):
+        world.exchange.replace(world.account_id, order.id, ReplaceRequest(qty=D(3)))
+
+
+def test_cancel_and_cancel_again(world: PaperWorld) -> None:
+    order = world.exchange.submit(world.account_id, buy("SPY", "1", type=OrderType.LIMIT, limit_price=D(100)))
+    assert world.exchange.cancel(world.account_id, order.id).status is OrderStatus.CANCELED
+    with pytest.raises(OrderRejectedError, match="canceled"):
+        world.exchange.cancel(world.account_id, order.id)
+    with pytest.raises(NotFoundError):
+        world.exchange.cancel(world.account_id, "no-such-order")
+
+
+def test_close_position_by_percentage_and_qty(world: PaperWorld) -> None:
+    world.exchange.submit(world.account_id, buy("AAPL", "10"))
+    half = world.exchange.close_position(world.account_id, "AAPL", percentage=D(50))
+    assert (half.side, half.qty, half.status) == (OrderSide.SELL, 5, OrderStatus.FILLED)
+    world.exchange.close_position(world.account_id, "AAPL", qty=D(5))
+    assert world.exchange.positions(world.account_id) == []
+    with pytest.raises(NotFoundError):
+        world.exchange.close_position(world.account_id, "AAPL")
+
+
+def test_client_order_ids_are_unique_per_account(world: PaperWorld) -> None:
+    first = world.exchange.submit(world.account_id, buy("AAPL", "1", client_order_id="mine-1"))
+    assert world.exchange.get_order_by_client_id(world.account_id, "mine-1").id == first.id
+    with pytest.raises(OrderRejectedError, match="unique"):
+        world.exchange.submit(world.account_id, buy("AAPL", "1", client_order_id="mine-1"))
+    other = world.exchange.open_account()
+    assert world.exchange.submit(other, buy("AAPL", "1", client_order_id="mine-1")).status is OrderStatus.FILLED
+
+
+def test_accounts_are_isolated(world: PaperWorld) -> None:
+    order = world.exchange.submit(world.account_id, buy("AAPL", "1"))
+    other = world.exchange.open_account()
+    with pytest.raises(NotFoundError):
+        world.exchange.get_order(other, order.id)
+    assert world.exchange.positions(other) == []
+
+
+def test_realized_pl_on_a_round_trip(world: PaperWorld) -> None:
+    bought = world.exchange.submit(world.account_id, buy("AAPL", "10"))
+    world.step(times=600)
+    sold = world.exchange.submit(world.account_id, sell("AAPL", "10"))
+    assert bought.filled_avg_price is not None
+    assert sold.filled_avg_price is not None
+    account = world.exchange.account(world.account_id)
+    assert account.realized_pl == 10 * (sold.filled_avg_price - bought.filled_avg_price)
+    assert account.cash == D(100000) + account.realized_pl

@@ -1,0 +1,45 @@
+"""A paper exchange on a manual clock, and helpers to step it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from server.brokers.domain import TradeUpdate
+from server.brokers.paper.calendar import AlwaysOpenCalendar, MarketCalendar
+from server.brokers.paper.clock import ManualClock
+from server.brokers.paper.exchange import PaperExchange
+from server.brokers.paper.market import MarketSimulator
+from tests.utils.factories import MARKET_OPEN, TEST_SEED
+
+
+@dataclass
+class PaperWorld:
+    clock: ManualClock
+    exchange: PaperExchange
+    account_id: str
+    updates: list[TradeUpdate] = field(default_factory=list)
+
+    def step(self, seconds: float = 1, times: int = 1) -> None:
+        for _ in range(times):
+            self.clock.advance(seconds)
+            self.exchange.advance()
+
+    def events(self, order_id: str) -> list[str]:
+        return [u.event.value for u in self.updates if u.order.id == order_id]
+
+
+def paper_world(
+    *,
+    seed: int = TEST_SEED,
+    calendar: MarketCalendar | None = None,
+    starting_cash: Decimal = Decimal(100000),
+    start=MARKET_OPEN,
+) -> PaperWorld:
+    clock = ManualClock(start)
+    exchange = PaperExchange(
+        MarketSimulator(clock, seed=seed), calendar or AlwaysOpenCalendar(), starting_cash=starting_cash
+    )
+    world = PaperWorld(clock=clock, exchange=exchange, account_id=exchange.open_account())
+    exchange.add_listener(lambda _account, update: world.updates.append(update))
+    return world
