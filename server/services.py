@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.brokers.base import QuoteSource
+from server.brokers.paper.calendar import make_calendar
 from server.brokers.paper.clock import Clock, WallClock
+from server.brokers.paper.exchange import PaperExchange
 from server.brokers.paper.market import MarketSimulator
 from server.brokers.paper.market_data import PaperQuoteSource
 from server.db import create_engine, session_factory, upgrade_database_async
@@ -27,6 +31,7 @@ class Services:
     sessions: async_sessionmaker[AsyncSession]
     clock: Clock
     market: MarketSimulator
+    exchange: PaperExchange
     quote_source: QuoteSource
 
 
@@ -37,8 +42,12 @@ async def run_services(settings: Settings, *, clock: Clock | None = None) -> Asy
         await upgrade_database_async(settings.database_url)
         logger.info("database migrated", extra={"dialect": settings.database_url.split(":", 1)[0]})
     engine = create_engine(settings.database_url)
+    wall_clock = clock is None
     clock = clock or WallClock()
     market = MarketSimulator(clock, seed=settings.market_seed, tick_seconds=settings.market_tick_seconds)
+    exchange = PaperExchange(market, make_calendar(settings.market_hours), starting_cash=settings.paper_starting_cash)
+    # On the wall clock the market ticks by itself; tests with a manual clock step it.
+    ticker = asyncio.create_task(run_ticker(exchange, settings.market_tick_seconds)) if wall_clock else None
     try:
         yield Services(
             settings=settings,
@@ -46,7 +55,23 @@ async def run_services(settings: Settings, *, clock: Clock | None = None) -> Asy
             sessions=session_factory(engine),
             clock=clock,
             market=market,
+            exchange=exchange,
             quote_source=PaperQuoteSource(market),
         )
     finally:
+        if ticker is not None:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
         await engine.dispose()
+
+
+async def run_ticker(exchange: PaperExchange, tick_seconds: float) -> None:
+    """Step every symbol and work open orders once a tick, so the tape has no gaps."""
+    while True:
+        await asyncio.sleep(tick_seconds)
+        try:
+            exchange.market.advance_all()
+            exchange.advance()
+        except Exception:
+            logger.exception("market tick failed")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from server.brokers.paper.calendar import MarketHoursMode
 
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -47,6 +50,8 @@ class Settings(BaseSettings):
     auto_migrate: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
+    market_hours: MarketHoursMode = MarketHoursMode.ALWAYS
+    paper_starting_cash: Decimal = Field(default=Decimal(100000), gt=0, le=Decimal(10) ** 12)
     market_seed: int = 20261123
     market_tick_seconds: float = Field(default=1.0, gt=0, le=60)
     max_symbols_per_request: int = Field(default=100, ge=1, le=1000)

@@ -43,3 +43,16 @@ def paper_world(
     world = PaperWorld(clock=clock, exchange=exchange, account_id=exchange.open_account())
     exchange.add_listener(lambda _account, update: world.updates.append(update))
     return world
+
+
+def lowest_bid_ahead(world: PaperWorld, symbol: str, steps: int, *, seed: int = TEST_SEED) -> Decimal:
+    """The lowest bid `symbol` will show over the next `steps` one-second steps.
+
+    A twin market with the same seed walks the same path, so tests can place prices the
+    market is certain to reach instead of hoping it drifts their way.
+    """
+    twin_clock = ManualClock(world.clock.now())
+    twin = MarketSimulator(twin_clock, seed=seed)
+    twin.epoch = world.exchange.market.epoch
+    start_step = world.exchange.market.current_step()
+    return min(twin.quote_at_step(symbol, start_step + offset).bid_price for offset in range(steps + 1))

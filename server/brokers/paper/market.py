@@ -15,17 +15,20 @@ from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from server.brokers.base import UnknownSymbolError
-from server.brokers.domain import Quote
+from server.brokers.domain import Bar, Quote, Trade
 from server.brokers.paper.clock import Clock
+from server.brokers.paper.tape import Tape, history_bars
 from server.brokers.paper.universe import UNIVERSE, AssetSpec
 
 TRADING_SECONDS_PER_YEAR = 252 * 6.5 * 3600
-# Past this many steps behind, a symbol catches up in one draw (same distribution, less CPU).
-MAX_CATCHUP_STEPS = 600
+# Past this many steps behind, a symbol catches up in one draw (same distribution, less CPU,
+# but no trades or bars for the gap). A running server steps every symbol each tick.
+MAX_CATCHUP_STEPS = 3600
 CENT = Decimal("0.01")
 SUB_PENNY = Decimal("0.0001")
 ROUND_LOT = 100
 MAX_LOTS_DISPLAYED = 10
+TRADE_PROBABILITY = 0.6
 
 
 def tick_size(price: Decimal) -> Decimal:
@@ -33,14 +36,17 @@ def tick_size(price: Decimal) -> Decimal:
 
 
 class SymbolWalk:
-    """The price path of one symbol."""
+    """The price path of one symbol, and the trades it prints."""
 
-    def __init__(self, spec: AssetSpec, *, seed: int, tick_seconds: float) -> None:
+    def __init__(self, spec: AssetSpec, *, seed: int, tick_seconds: float, epoch: datetime) -> None:
         self.spec = spec
+        self.tape = Tape(spec.symbol)
         self._rng = random.Random(f"{seed}:{spec.symbol}")
         self._sigma = spec.volatility * math.sqrt(tick_seconds / TRADING_SECONDS_PER_YEAR)
         self._log_mid = math.log(float(spec.price))
         self._bid_lots = self._ask_lots = 1
+        self._epoch = epoch
+        self._tick = timedelta(seconds=tick_seconds)
         self.step = -1
         self.advance_to(0)
 
@@ -50,9 +56,11 @@ class SymbolWalk:
             return
         if gap > MAX_CATCHUP_STEPS:
             self._move(math.sqrt(gap))
+            self._print(step)
         else:
-            for _ in range(gap):
+            for moved_to in range(self.step + 1, step + 1):
                 self._move(1.0)
+                self._print(moved_to)
         self.step = step
 
     def _move(self, scale: float) -> None:
@@ -60,6 +68,16 @@ class SymbolWalk:
         self._log_mid += sigma * self._rng.gauss(0.0, 1.0) - sigma * sigma / 2
         self._bid_lots = self._rng.randint(1, MAX_LOTS_DISPLAYED)
         self._ask_lots = self._rng.randint(1, MAX_LOTS_DISPLAYED)
+
+    def _print(self, step: int) -> None:
+        """Maybe a trade at this step: a seller hits the bid or a buyer lifts the offer."""
+        where, lots = self._rng.random(), self._rng.randint(1, 5)
+        if where >= TRADE_PROBABILITY:
+            return
+        moment = self._epoch + step * self._tick
+        quote = self.quote(moment)
+        price = quote.bid_price if where < TRADE_PROBABILITY / 2 else quote.ask_price
+        self.tape.print_trade(price, Decimal(lots * ROUND_LOT), moment)
 
     @property
     def mid(self) -> Decimal:
@@ -98,7 +116,10 @@ class MarketSimulator:
         self.seed = seed
         self.tick = timedelta(seconds=tick_seconds)
         self.epoch = clock.now().replace(microsecond=0)
-        self._walks = {spec.symbol: SymbolWalk(spec, seed=seed, tick_seconds=tick_seconds) for spec in universe}
+        self._history_cache: dict[tuple[str, bool], list[Bar]] = {}
+        self._walks = {
+            spec.symbol: SymbolWalk(spec, seed=seed, tick_seconds=tick_seconds, epoch=self.epoch) for spec in universe
+        }
 
     @property
     def assets(self) -> Mapping[str, AssetSpec]:
@@ -134,3 +155,79 @@ class MarketSimulator:
         walk = self._walks[symbol]
         walk.advance_to(step)
         return walk.quote(self.time_of_step(max(step, walk.step)))
+
+    def advance_all(self) -> None:
+        """Step every symbol to the present (a running server does this each tick)."""
+        step = self.current_step()
+        for walk in self._walks.values():
+            walk.advance_to(step)
+
+    def _walk(self, symbol: str) -> SymbolWalk:
+        walk = self._walks.get(symbol)
+        if walk is None:
+            raise UnknownSymbolError([symbol])
+        walk.advance_to(self.current_step())
+        return walk
+
+    def latest_trade(self, symbol: str) -> Trade | None:
+        return self._walk(symbol).tape.last_trade
+
+    def minute_bars(self, symbol: str) -> list[Bar]:
+        """History and live minute bars, oldest first; the minute in progress is not included."""
+        walk = self._walk(symbol)
+        history = self._history(symbol, daily=False)
+        return history + walk.tape.completed_bars(self.clock.now())
+
+    def daily_bars(self, symbol: str) -> list[Bar]:
+        """Daily history, then today's bar so far (built from the live minute bars)."""
+        history = self._history(symbol, daily=True)
+        live = [bar for bar in self.minute_bars(symbol) if bar.timestamp >= self.epoch]
+        current = self._walks[symbol].tape.current_bar()
+        if current is not None:
+            live.append(current)
+        return history + aggregate(live, timedelta(days=1)) if live else history
+
+    def _history(self, symbol: str, *, daily: bool) -> list[Bar]:
+        key = (symbol, daily)
+        if key not in self._history_cache:
+            spec = self._walks[symbol].spec
+            self._history_cache[key] = history_bars(
+                symbol,
+                seed=self.seed,
+                start_price=spec.price,
+                volatility=spec.volatility,
+                epoch=self.epoch,
+                daily=daily,
+            )
+        return self._history_cache[key]
+
+
+def aggregate(bars: Sequence[Bar], period: timedelta) -> list[Bar]:
+    """Roll bars (oldest first) into longer bars aligned to `period` from midnight UTC."""
+    rolled: list[Bar] = []
+    for bar in bars:
+        day = bar.timestamp.replace(hour=0, minute=0, second=0, microsecond=0)
+        start = day + ((bar.timestamp - day) // period) * period
+        if rolled and rolled[-1].timestamp == start:
+            last = rolled[-1]
+            volume = last.volume + bar.volume
+            rolled[-1] = Bar(
+                symbol=bar.symbol,
+                open=last.open,
+                high=max(last.high, bar.high),
+                low=min(last.low, bar.low),
+                close=bar.close,
+                volume=volume,
+                trade_count=last.trade_count + bar.trade_count,
+                vwap=((last.vwap * last.volume + bar.vwap * bar.volume) / volume).quantize(Decimal("0.0001"))
+                if volume
+                else bar.vwap,
+                timestamp=start,
+            )
+        else:
+            rolled.append(Bar(**{**_fields(bar), "timestamp": start}))
+    return rolled
+
+
+def _fields(bar: Bar) -> dict[str, object]:
+    return {name: getattr(bar, name) for name in Bar.__slots__}

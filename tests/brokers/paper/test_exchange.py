@@ -18,7 +18,7 @@ from server.brokers.domain import (
     TimeInForce,
 )
 from server.brokers.paper.calendar import NyseCalendar
-from tests.utils.paper import PaperWorld, paper_world
+from tests.utils.paper import PaperWorld, lowest_bid_ahead, paper_world
 
 D = Decimal
 
@@ -81,16 +81,15 @@ def test_limit_order_waits_then_fills_at_the_quote_or_better(world: PaperWorld) 
 def test_stop_order_triggers_when_the_price_is_reached(world: PaperWorld) -> None:
     world.exchange.submit(world.account_id, buy("NVDA", "10"))
     bid = world.exchange.quote("NVDA").bid_price
-    stop = world.exchange.submit(world.account_id, sell("NVDA", "10", type=OrderType.STOP, stop_price=bid - D("0.20")))
+    stop_price = (bid + lowest_bid_ahead(world, "NVDA", 3600)) / 2
+    assert stop_price < bid
+    stop = world.exchange.submit(world.account_id, sell("NVDA", "10", type=OrderType.STOP, stop_price=stop_price))
     assert stop.status is OrderStatus.NEW
-    for _ in range(7200):
-        world.step()
-        if world.exchange.get_order(world.account_id, stop.id).status is OrderStatus.FILLED:
-            break
+    world.step(times=3600)
     filled = world.exchange.get_order(world.account_id, stop.id)
     assert filled.status is OrderStatus.FILLED
     assert filled.filled_avg_price is not None
-    assert filled.filled_avg_price <= bid - D("0.20")
+    assert filled.filled_avg_price <= stop_price
 
 
 def test_trailing_stop_follows_the_high_water_mark(world: PaperWorld) -> None:

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.brokers.base import UnknownSymbolError
-from server.brokers.paper.market import MAX_CATCHUP_STEPS, MarketSimulator, tick_size
+from server.brokers.paper.market import MAX_CATCHUP_STEPS, MarketSimulator, aggregate, tick_size
 from server.brokers.paper.universe import UNIVERSE
 from tests.utils.factories import MARKET_OPEN, make_clock
 
@@ -97,3 +98,41 @@ def test_quotes_are_always_well_formed(seed: int, steps: list[int], symbol: str)
         assert quote.ask_size > 0
         assert quote.bid_size % 100 == 0
         assert quote.timestamp.tzinfo is not None
+
+
+def test_trades_print_at_the_quote_and_build_minute_bars() -> None:
+    market = make_market()
+    market.clock.advance(600)  # type: ignore[attr-defined]
+    trade = market.latest_trade("AAPL")
+    assert trade is not None
+    assert trade.timestamp <= market.clock.now()
+    bars = [bar for bar in market.minute_bars("AAPL") if bar.timestamp >= MARKET_OPEN]
+    assert [bar.timestamp for bar in bars] == [MARKET_OPEN + timedelta(minutes=m) for m in range(10)]
+    for bar in bars:
+        assert bar.low <= min(bar.open, bar.close) <= max(bar.open, bar.close) <= bar.high
+        assert bar.low <= bar.vwap <= bar.high
+        assert bar.volume > 0
+        assert bar.trade_count > 0
+
+
+def test_history_ends_at_the_starting_price_and_is_deterministic() -> None:
+    one, other = make_market(seed=3), make_market(seed=3)
+    daily = one.daily_bars("SPY")
+    assert daily == other.daily_bars("SPY")
+    history = [bar for bar in daily if bar.timestamp < MARKET_OPEN.replace(hour=0)]
+    assert len(history) >= 365
+    assert history[-1].close == Decimal("590.00")
+    minutes = one.minute_bars("SPY")
+    assert minutes[0].timestamp < MARKET_OPEN - timedelta(days=4)
+    assert all(a.timestamp < b.timestamp for a, b in pairwise(minutes))
+
+
+def test_aggregated_bars_keep_ohlc_and_volume() -> None:
+    market = make_market()
+    market.clock.advance(900)  # type: ignore[attr-defined]
+    minutes = [bar for bar in market.minute_bars("AAPL") if bar.timestamp >= MARKET_OPEN]
+    [first, second, third] = aggregate(minutes, timedelta(minutes=5))
+    assert first.open == minutes[0].open
+    assert third.close == minutes[14].close
+    assert first.high == max(bar.high for bar in minutes[:5])
+    assert second.volume == sum((bar.volume for bar in minutes[5:10]), Decimal(0))
