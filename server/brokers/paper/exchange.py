@@ -9,14 +9,12 @@ the exchange by moving a ManualClock and calling `advance()`.
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from server.brokers.base import (
-    InsufficientBuyingPowerError,
     InsufficientQtyError,
     NotFoundError,
     OrderRejectedError,
@@ -38,11 +36,13 @@ from server.brokers.domain import (
     TradeEvent,
     TradeUpdate,
 )
-from server.brokers.paper import matching
+from server.brokers.paper import matching, options, risk
 from server.brokers.paper.accounts import PaperAccount
+from server.brokers.paper.book import OrderBook
 from server.brokers.paper.calendar import MarketCalendar, market_clock, session_close, sessions_from
+from server.brokers.paper.instruments import Instrument, Instruments
 from server.brokers.paper.market import MarketSimulator
-from server.brokers.paper.orders import PaperOrder, exit_request, validate_request
+from server.brokers.paper.orders import PaperOrder, exit_legs, validate_request
 
 ZERO = Decimal(0)
 DEFAULT_STARTING_CASH = Decimal(100000)
@@ -61,12 +61,11 @@ class PaperExchange:
         starting_cash: Decimal = DEFAULT_STARTING_CASH,
     ) -> None:
         self.market = market
+        self.instruments = Instruments(market)
         self.calendar = calendar
         self.starting_cash = starting_cash
         self._accounts: dict[str, PaperAccount] = {}
-        self._orders: dict[str, dict[str, PaperOrder]] = defaultdict(dict)
-        self._by_client_id: dict[str, dict[str, PaperOrder]] = defaultdict(dict)
-        self._open: dict[str, PaperOrder] = {}
+        self.book = OrderBook()
         self._listeners: list[TradeListener] = []
         self._step = market.current_step()
         self._session: tuple[datetime, datetime] | None = None
@@ -91,7 +90,8 @@ class PaperExchange:
     def account(self, account_id: str) -> Account:
         self.advance()
         account = self._account(account_id)
-        return account.snapshot(self.price_of, self._reserved(account_id))
+        held = risk.reserved(account, self.book.open_orders(account_id), self.quote)
+        return account.snapshot(self.price_of, held)
 
     def positions(self, account_id: str) -> list[Position]:
         self.advance()
@@ -114,9 +114,9 @@ class PaperExchange:
         return market_clock(self.calendar, self.now())
 
     def quote(self, symbol: str) -> Quote:
-        if not self.market.has_symbol(symbol):
+        if self.instruments.resolve(symbol) is None:
             raise UnknownSymbolError([symbol])
-        return self.market.quote_at_step(symbol, self.market.current_step())
+        return self.instruments.quote_at_step(symbol, self.market.current_step())
 
     def price_of(self, symbol: str) -> Decimal:
         quote = self.quote(symbol)
@@ -131,14 +131,13 @@ class PaperExchange:
     def submit(self, account_id: str, request: OrderRequest) -> Order:
         self.advance()
         account = self._account(account_id)
-        if request.client_order_id and request.client_order_id in self._by_client_id[account_id]:
-            raise OrderRejectedError("client_order_id must be unique", field="client_order_id")
-        asset = self.market.assets.get(request.symbol)
-        if asset is None:
-            raise OrderRejectedError(f"asset {request.symbol} not found", code=40410000, status=422, field="symbol")
-        validate_request(request, fractionable=asset.fractionable, is_option=False)
-        self._check_funds(account, request, shortable=asset.shortable and asset.easy_to_borrow)
-        order = self._new_order(account_id, request, OrderStatus.NEW)
+        self.book.check_client_order_id(account_id, request.client_order_id)
+        instrument = self._instrument(request.symbol)
+        validate_request(request, fractionable=instrument.fractionable, is_option=instrument.contract is not None)
+        if instrument.contract is not None and instrument.contract.expiration < self.instruments.today():
+            raise OrderRejectedError(f"option contract {request.symbol} has expired", field="symbol")
+        risk.check_order(account, request, instrument, self.book.open_orders(account_id), self.quote, self.price_of)
+        order = self._new_order(account_id, request, instrument)
         self._emit(order, TradeEvent.NEW)
         for leg in order.legs:
             if leg.status is OrderStatus.NEW:
@@ -146,77 +145,41 @@ class PaperExchange:
         self._work(order, immediate=True)
         return order.snapshot()
 
-    def _new_order(self, account_id: str, request: OrderRequest, status: OrderStatus) -> PaperOrder:
+    def _instrument(self, symbol: str) -> Instrument:
+        instrument = self.instruments.resolve(symbol)
+        if instrument is None:
+            raise OrderRejectedError(f"asset {symbol} not found", code=40410000, status=422, field="symbol")
+        return instrument
+
+    def _new_order(self, account_id: str, request: OrderRequest, instrument: Instrument) -> PaperOrder:
         now = self.now()
-        order = PaperOrder(account_id, request, AssetClass.US_EQUITY, 1, status, now)
+        order = PaperOrder(account_id, request, instrument.asset_class, instrument.multiplier, OrderStatus.NEW, now)
         if request.time_in_force is TimeInForce.DAY:
             order.expires_at = session_close(self.calendar, now)
-        self._register(order)
-        if request.order_class is OrderClass.OCO:
-            sibling = PaperOrder(
-                account_id,
-                exit_request(request, take_profit=False),
-                AssetClass.US_EQUITY,
-                1,
-                OrderStatus.NEW,
-                now,
-                parent_id=order.id,
-                expires_at=order.expires_at,
-            )
-            order.legs.append(sibling)
-            self._register(sibling)
-        elif request.order_class in {OrderClass.BRACKET, OrderClass.OTO}:
-            for take_profit in (True, False):
-                if (request.take_profit if take_profit else request.stop_loss) is None:
-                    continue
-                leg = PaperOrder(
-                    account_id,
-                    exit_request(request, take_profit=take_profit),
-                    AssetClass.US_EQUITY,
-                    1,
-                    OrderStatus.HELD,
-                    now,
-                    parent_id=order.id,
-                    expires_at=order.expires_at,
-                )
-                order.legs.append(leg)
-                self._register(leg)
-        return order
-
-    def _register(self, order: PaperOrder) -> None:
-        self._orders[order.account_id][order.id] = order
-        self._by_client_id[order.account_id][order.client_order_id] = order
-        if order.is_open:
-            self._open[order.id] = order
-
-    def _order(self, account_id: str, order_id: str) -> PaperOrder:
-        order = self._orders[account_id].get(order_id)
-        if order is None:
-            raise NotFoundError("order")
+        order.legs = exit_legs(order)
+        for placed in (order, *order.legs):
+            self.book.add(placed)
         return order
 
     def get_order(self, account_id: str, order_id: str) -> Order:
         self.advance()
-        return self._order(account_id, order_id).snapshot()
+        return self.book.get(account_id, order_id).snapshot()
 
     def get_order_by_client_id(self, account_id: str, client_order_id: str) -> Order:
         self.advance()
-        order = self._by_client_id[account_id].get(client_order_id)
-        if order is None:
-            raise NotFoundError("order")
-        return order.snapshot()
+        return self.book.by_client_id(account_id, client_order_id).snapshot()
 
     def list_orders(self, account_id: str, *, nested: bool = False) -> list[Order]:
         """All of the account's orders, newest first (the facade filters and pages them)."""
         self.advance()
-        orders = self._orders[account_id].values()
+        orders = self.book.all(account_id)
         chosen = [o for o in orders if not (nested and o.parent_id)]
         chosen.sort(key=lambda o: (o.created_at, o.id), reverse=True)
         return [o.snapshot() if nested else _flat(o) for o in chosen]
 
     def cancel(self, account_id: str, order_id: str) -> Order:
         self.advance()
-        order = self._order(account_id, order_id)
+        order = self.book.get(account_id, order_id)
         if not order.is_open:
             raise OrderRejectedError(f'order is already in "{order.status}" state', code=42210000, status=422)
         self._close(order, OrderStatus.CANCELED, TradeEvent.CANCELED)
@@ -224,8 +187,9 @@ class PaperExchange:
 
     def cancel_all(self, account_id: str) -> list[Order]:
         self.advance()
-        open_parents = [o for o in self._open.values() if o.account_id == account_id and not o.parent_id]
-        open_legs = [o for o in self._open.values() if o.account_id == account_id and o.parent_id]
+        open_orders = self.book.open_orders(account_id)
+        open_parents = [o for o in open_orders if not o.parent_id]
+        open_legs = [o for o in open_orders if o.parent_id]
         for order in open_parents + open_legs:
             if order.is_open:
                 self._close(order, OrderStatus.CANCELED, TradeEvent.CANCELED)
@@ -233,7 +197,7 @@ class PaperExchange:
 
     def replace(self, account_id: str, order_id: str, change: ReplaceRequest) -> Order:
         self.advance()
-        old = self._order(account_id, order_id)
+        old = self.book.get(account_id, order_id)
         if not old.is_open or old.status is OrderStatus.HELD:
             raise OrderRejectedError(f'order is in "{old.status}" state and cannot be replaced')
         if old.filled_qty:
@@ -251,10 +215,11 @@ class PaperExchange:
             fields["trail_price" if request.trail_price is not None else "trail_percent"] = change.trail
         new_request = _with(request, **fields)
         if old.parent_id is None:
-            asset = self.market.assets[request.symbol]
-            validate_request(new_request, fractionable=asset.fractionable, is_option=False)
-        if new_request.client_order_id and new_request.client_order_id in self._by_client_id[account_id]:
-            raise OrderRejectedError("client_order_id must be unique", field="client_order_id")
+            instrument = self._instrument(request.symbol)
+            validate_request(
+                new_request, fractionable=instrument.fractionable, is_option=instrument.contract is not None
+            )
+        self.book.check_client_order_id(account_id, new_request.client_order_id)
         now = self.now()
         new = PaperOrder(
             account_id,
@@ -273,9 +238,9 @@ class PaperExchange:
         old.replaced_by, old.replaced_at = new.id, now
         self._close(old, OrderStatus.REPLACED, TradeEvent.REPLACED, cascade=False)
         if old.parent_id:
-            parent = self._order(account_id, old.parent_id)
+            parent = self.book.get(account_id, old.parent_id)
             parent.legs = [new if leg is old else leg for leg in parent.legs]
-        self._register(new)
+        self.book.add(new)
         self._emit(new, TradeEvent.NEW)
         self._work(new, immediate=True)
         return new.snapshot()
@@ -301,56 +266,6 @@ class PaperExchange:
         side = OrderSide.SELL if held > 0 else OrderSide.BUY
         return self.submit(account_id, OrderRequest(symbol=symbol, side=side, qty=amount))
 
-    # ----- checks ---------------------------------------------------------------------
-
-    def _reserved(self, account_id: str) -> Decimal:
-        """Buying power held by open orders that would add exposure."""
-        total = ZERO
-        for order in self._open.values():
-            if order.account_id != account_id or order.status is OrderStatus.HELD or order.parent_id:
-                continue
-            total += self._exposure(order.request, order.remaining, order.account_id)
-        return total
-
-    def _exposure(self, request: OrderRequest, qty: Decimal | None, account_id: str) -> Decimal:
-        if request.notional is not None and qty is None:
-            return request.notional
-        assert qty is not None
-        held = self._account(account_id).position_qty(request.symbol)
-        closing = held > 0 if request.side is OrderSide.SELL else held < 0
-        if closing:
-            qty = max(ZERO, qty - abs(held))
-        quote = self.quote(request.symbol)
-        market = quote.ask_price if request.side is OrderSide.BUY else quote.bid_price
-        price = request.limit_price if request.limit_price is not None else max(market, request.stop_price or ZERO)
-        return qty * price
-
-    def _check_funds(self, account: PaperAccount, request: OrderRequest, *, shortable: bool) -> None:
-        held = account.position_qty(request.symbol)
-        committed = sum(
-            (
-                o.remaining or ZERO
-                for o in self._open.values()
-                if o.account_id == account.id
-                and o.symbol == request.symbol
-                and o.side is request.side
-                and not o.parent_id
-            ),
-            ZERO,
-        )
-        qty = request.qty if request.qty is not None else ZERO
-        reducing = held > 0 if request.side is OrderSide.SELL else held < 0
-        if reducing and qty + committed > abs(held):
-            raise InsufficientQtyError(qty, max(ZERO, abs(held) - committed))
-        if request.side is OrderSide.SELL and held <= 0:
-            if not shortable:
-                raise OrderRejectedError(f"asset {request.symbol} cannot be sold short", code=42210000, status=422)
-            if request.notional is not None or qty != qty.to_integral():
-                raise OrderRejectedError("fractional orders cannot be sold short", code=42210000, status=422)
-        cost = self._exposure(request, request.qty, account.id)
-        if cost > account.buying_power(self.price_of, self._reserved(account.id)):
-            raise InsufficientBuyingPowerError()
-
     # ----- time and matching ----------------------------------------------------------
 
     def advance(self) -> None:
@@ -358,24 +273,38 @@ class PaperExchange:
         target = self.market.current_step()
         if target <= self._step:
             return
-        if not self._open:
-            self._step = target
-            return
-        stride = max(1, (target - self._step) // MAX_MATCHED_STEPS)
-        step = self._step
-        while step < target:
-            step = min(target, step + stride)
-            self._step = step
-            self._run_step(step)
+        if self.book:
+            stride = max(1, (target - self._step) // MAX_MATCHED_STEPS)
+            step = self._step
+            while step < target:
+                step = min(target, step + stride)
+                self._step = step
+                self._run_step(step)
+        self._step = target
+        self._settle_expired_options(self.market.time_of_step(target))
+
+    def _settle_expired_options(self, moment: datetime) -> None:
+        """Past 16:00 New York on expiration day: open orders expire, positions settle in cash."""
+        for order in self.book.open_orders():
+            contract = self.instruments.contract(order.symbol) if order.asset_class is AssetClass.US_OPTION else None
+            if contract is not None and moment >= options.expiry_moment(contract.expiration):
+                self._close(order, OrderStatus.EXPIRED, TradeEvent.EXPIRED)
+        for account in self._accounts.values():
+            for symbol, holding in list(account.holdings.items()):
+                if holding.asset_class is not AssetClass.US_OPTION:
+                    continue
+                contract = self.instruments.contract(symbol)
+                if contract is not None and moment >= options.expiry_moment(contract.expiration):
+                    account.settle(symbol, self.instruments.intrinsic_value(contract))
 
     def _run_step(self, step: int) -> None:
         moment = self.market.time_of_step(step)
-        for order in list(self._open.values()):
+        for order in self.book.open_orders():
             if order.is_open and order.expires_at is not None and moment >= order.expires_at:
                 self._close(order, OrderStatus.EXPIRED, TradeEvent.EXPIRED)
         if not self._session_open(moment):
             return
-        for order in sorted(self._open.values(), key=lambda o: (o.created_at, o.id)):
+        for order in self.book.open_orders():
             if order.is_open and order.status is not OrderStatus.HELD:
                 self._work(order, step=step)
 
@@ -390,7 +319,7 @@ class PaperExchange:
             return
         now_step = self.market.current_step() if step is None else step
         market_open = self._session_open(self.market.time_of_step(now_step))
-        quote = self.market.quote_at_step(order.symbol, now_step)
+        quote = self.instruments.quote_at_step(order.symbol, now_step)
         tif = order.time_in_force
         if tif is TimeInForce.FOK and immediate and not (market_open and matching.fully_fillable(order, quote)):
             self._close(order, OrderStatus.CANCELED, TradeEvent.CANCELED)
@@ -415,13 +344,13 @@ class PaperExchange:
         order.status = OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED
         if done:
             order.filled_at = when
-            self._open.pop(order.id, None)
+            self.book.closed(order)
         self._emit(order, TradeEvent.FILL if done else TradeEvent.PARTIAL_FILL, fill=fill, position_qty=position_qty)
         self._after_fill(order, done)
 
     def _after_fill(self, order: PaperOrder, done: bool) -> None:
         if order.parent_id:  # an exit leg traded: its sibling (the other side of the OCO) goes
-            parent = self._order(order.account_id, order.parent_id)
+            parent = self.book.get(order.account_id, order.parent_id)
             siblings = [parent, *parent.legs] if parent.request.order_class is OrderClass.OCO else parent.legs
             for sibling in siblings:
                 if sibling is not order and sibling.is_open:
@@ -444,7 +373,7 @@ class PaperExchange:
             order.canceled_at = now
         elif status is OrderStatus.EXPIRED:
             order.expired_at = now
-        self._open.pop(order.id, None)
+        self.book.closed(order)
         self._emit(order, event)
         if cascade:
             for leg in order.legs:

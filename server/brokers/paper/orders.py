@@ -257,3 +257,32 @@ def exit_request(parent: OrderRequest, *, take_profit: bool) -> OrderRequest:
         take_profit=None,
         stop_loss=None,
     )
+
+
+def exit_legs(parent: PaperOrder) -> list[PaperOrder]:
+    """The exit legs an order class brings: OCO's stop leg works at once; bracket and OTO
+    legs are held until the entry has filled."""
+    request = parent.request
+    if request.order_class is OrderClass.OCO:
+        wanted = [(False, OrderStatus.NEW)]
+    elif request.order_class in {OrderClass.BRACKET, OrderClass.OTO}:
+        wanted = [
+            (take_profit, OrderStatus.HELD)
+            for take_profit in (True, False)
+            if (request.take_profit if take_profit else request.stop_loss) is not None
+        ]
+    else:
+        return []
+    return [
+        PaperOrder(
+            parent.account_id,
+            exit_request(request, take_profit=take_profit),
+            parent.asset_class,
+            parent.multiplier,
+            status,
+            parent.created_at,
+            parent_id=parent.id,
+            expires_at=parent.expires_at,
+        )
+        for take_profit, status in wanted
+    ]
