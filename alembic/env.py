@@ -12,6 +12,7 @@ from sqlmodel import SQLModel
 
 import server.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from alembic import context
+from server.db import ensure_sqlite_directory
 from server.settings import Settings
 
 config = context.config
@@ -37,7 +38,9 @@ def _configure(connection: Connection) -> None:
 
 
 async def run_async_migrations() -> None:
-    engine = create_async_engine(database_url(), poolclass=pool.NullPool)
+    url = database_url()
+    ensure_sqlite_directory(url)
+    engine = create_async_engine(url, poolclass=pool.NullPool)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_configure)

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 import sqlmodel
 
-import server.db_types
 from alembic import op
 ${imports if imports else ""}
 revision: str = ${repr(up_revision)}

@@ -37,6 +37,7 @@ def serve(settings: Settings) -> None:
         access_log=False,
         lifespan="on",
         proxy_headers=False,
+        ws="websockets-sansio",
     )
 
 

@@ -16,6 +16,7 @@ from starlette.routing import Route, WebSocketRoute
 from server.api.http import graphql_app
 from server.brokers.paper.clock import Clock
 from server.db import ping
+from server.limits import BodySizeLimitMiddleware
 from server.log import RequestIdMiddleware, configure_logging
 from server.services import Services, run_services
 from server.settings import Settings
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             logger.info("server ready", extra={"environment": settings.environment.value})
             yield
 
-    graphql = graphql_app()
+    graphql = graphql_app(settings)
     return Starlette(
         routes=[
             Route("/", index),
@@ -74,7 +75,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
         ],
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes),
+        ],
         lifespan=lifespan,
     )
 

@@ -19,6 +19,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 _NAIVE_DIALECTS = frozenset({"mysql", "mariadb"})
 MONEY_PRECISION = 28
 MONEY_SCALE = 9
+MONEY_LIMIT = Decimal(10) ** (MONEY_PRECISION - MONEY_SCALE)
 
 
 def canonical_decimal(value: Decimal) -> Decimal:
@@ -45,6 +46,12 @@ class Money(TypeDecorator[Decimal]):
         if not isinstance(value, Decimal):
             raise TypeError(f"Money columns take Decimal, not {type(value).__name__}")
         value = canonical_decimal(value)
+        # Refuse here what PostgreSQL/MariaDB would round silently or reject late, so every
+        # dialect stores exactly the same values.
+        if value.as_tuple().exponent < -MONEY_SCALE:  # type: ignore[operator]
+            raise ValueError(f"{value} has more than {MONEY_SCALE} decimal places")
+        if abs(value) >= MONEY_LIMIT:
+            raise ValueError(f"{value} is out of range for a money column")
         return format(value, "f") if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     market_seed: int = 20261123
     market_tick_seconds: float = Field(default=1.0, gt=0, le=60)
     max_symbols_per_request: int = Field(default=100, ge=1, le=1000)
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    max_query_depth: int = Field(default=10, ge=2)
+    max_aliases: int = Field(default=30, ge=1)
+    max_tokens: int = Field(default=2000, ge=50)
 
     @field_validator("log_level", mode="before")
     @classmethod

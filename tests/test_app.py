@@ -8,6 +8,8 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.applications import Starlette
 
+from server.brokers.base import BrokerUnavailableError
+
 pytestmark = pytest.mark.anyio
 
 
@@ -55,6 +57,15 @@ async def test_graphiql_is_served_to_browsers(client: httpx.AsyncClient) -> None
     assert "graphiql" in response.text.lower()
 
 
-async def test_unknown_path_is_404_not_500(client: httpx.AsyncClient) -> None:
-    response = await client.get("/nope")
-    assert response.status_code == 404
+async def test_readyz_is_503_when_the_broker_cannot_answer(client: httpx.AsyncClient, app: Starlette) -> None:
+    class DeadSource:
+        async def get_quotes(self, symbols: object) -> object:
+            raise BrokerUnavailableError
+
+        async def ping(self) -> None:
+            raise BrokerUnavailableError
+
+    app.state.services = dataclasses.replace(app.state.services, quote_source=DeadSource())
+    response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"database": "ok", "broker": "failing"}

@@ -36,6 +36,13 @@ def test_money_refuses_floats_and_nan() -> None:
         Money().process_bind_param(Decimal("NaN"), postgresql.dialect())
 
 
+@pytest.mark.parametrize("value", ["1.0000000001", "10000000000000000000", "-10000000000000000000"])
+@pytest.mark.parametrize("dialect", [sqlite.dialect(), postgresql.dialect(), mysql.dialect()])
+def test_money_refuses_what_a_dialect_would_round_or_reject(value: str, dialect: object) -> None:
+    with pytest.raises(ValueError, match=r"decimal places|out of range"):
+        Money().process_bind_param(Decimal(value), dialect)  # type: ignore[arg-type]
+
+
 def test_datetimes_must_be_aware() -> None:
     with pytest.raises(ValueError, match="aware"):
         UTCDateTime().process_bind_param(datetime(2026, 1, 1), sqlite.dialect())  # noqa: DTZ001

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
 from contextlib import closing
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -26,8 +28,9 @@ def test_zero_configuration_server_answers_quotes(tmp_path: Path) -> None:
 
     quote = answer["data"]["quote"]
     assert quote["symbol"] == "AAPL"
-    assert isinstance(quote["bidPrice"], str)
-    assert float(quote["bidPrice"]) < float(quote["askPrice"])
+    assert re.fullmatch(r"\d+\.\d{2}", quote["bidPrice"])
+    assert re.fullmatch(r"\d+\.\d{2}", quote["askPrice"])
+    assert Decimal(quote["bidPrice"]) < Decimal(quote["askPrice"])
     assert ready.status_code == 200
     assert health.json() == {"status": "ok"}
     assert bad_json.status_code == 400

@@ -9,9 +9,14 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 import sqlmodel
+from sqlalchemy.dialects import mysql
 
-import server.db_types
 from alembic import op
+
+# The DDL of server.db_types as it was at this revision, frozen here so that a later
+# change to those types cannot rewrite history.
+MONEY = sa.Numeric(28, 9).with_variant(sa.String(64), "sqlite")
+UTC_DATETIME = sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -35,21 +40,21 @@ def upgrade() -> None:
         sa.Column("kill_switch", sa.Boolean(), nullable=False),
         sa.Column(
             "max_order_notional",
-            server.db_types.Money(precision=28, scale=9),
+            MONEY,
             nullable=True,
         ),
         sa.Column(
             "max_position_notional",
-            server.db_types.Money(precision=28, scale=9),
+            MONEY,
             nullable=True,
         ),
         sa.Column(
             "price_band_percent",
-            server.db_types.Money(precision=28, scale=9),
+            MONEY,
             nullable=True,
         ),
-        sa.Column("created_at", server.db_types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", server.db_types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", UTC_DATETIME, nullable=False),
+        sa.Column("updated_at", UTC_DATETIME, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("email", name=op.f("uq_users_email")),
         sa.UniqueConstraint("username", name=op.f("uq_users_username")),
@@ -63,7 +68,7 @@ def upgrade() -> None:
         sa.Column("ip", sqlmodel.sql.sqltypes.AutoString(length=45), nullable=True),
         sa.Column("request_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("detail", sa.JSON(), nullable=True),
-        sa.Column("created_at", server.db_types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", UTC_DATETIME, nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["users.id"],
@@ -86,11 +91,11 @@ def upgrade() -> None:
         sa.Column("api_key_ciphertext", sa.Text(), nullable=True),
         sa.Column("secret_key_ciphertext", sa.Text(), nullable=True),
         sa.Column("key_hint", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=True),
-        sa.Column("created_at", server.db_types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", server.db_types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", UTC_DATETIME, nullable=False),
+        sa.Column("updated_at", UTC_DATETIME, nullable=False),
         sa.Column(
             "last_verified_at",
-            server.db_types.UTCDateTime(timezone=True),
+            UTC_DATETIME,
             nullable=True,
         ),
         sa.ForeignKeyConstraint(
@@ -111,10 +116,10 @@ def upgrade() -> None:
         sa.Column("user_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
         sa.Column("family_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
         sa.Column("token_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("created_at", server.db_types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", server.db_types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("used_at", server.db_types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("revoked_at", server.db_types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", UTC_DATETIME, nullable=False),
+        sa.Column("expires_at", UTC_DATETIME, nullable=False),
+        sa.Column("used_at", UTC_DATETIME, nullable=True),
+        sa.Column("revoked_at", UTC_DATETIME, nullable=True),
         sa.Column("replaced_by_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True),
         sa.Column("created_ip", sqlmodel.sql.sqltypes.AutoString(length=45), nullable=True),
         sa.Column("user_agent", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
@@ -157,26 +162,26 @@ def upgrade() -> None:
         sa.Column("order_type", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("time_in_force", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
         sa.Column("order_class", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
-        sa.Column("qty", server.db_types.Money(precision=28, scale=9), nullable=True),
-        sa.Column("notional", server.db_types.Money(precision=28, scale=9), nullable=True),
-        sa.Column("limit_price", server.db_types.Money(precision=28, scale=9), nullable=True),
-        sa.Column("stop_price", server.db_types.Money(precision=28, scale=9), nullable=True),
-        sa.Column("trail_price", server.db_types.Money(precision=28, scale=9), nullable=True),
-        sa.Column("trail_percent", server.db_types.Money(precision=28, scale=9), nullable=True),
+        sa.Column("qty", MONEY, nullable=True),
+        sa.Column("notional", MONEY, nullable=True),
+        sa.Column("limit_price", MONEY, nullable=True),
+        sa.Column("stop_price", MONEY, nullable=True),
+        sa.Column("trail_price", MONEY, nullable=True),
+        sa.Column("trail_percent", MONEY, nullable=True),
         sa.Column("extended_hours", sa.Boolean(), nullable=False),
         sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=24), nullable=False),
-        sa.Column("filled_qty", server.db_types.Money(precision=28, scale=9), nullable=False),
+        sa.Column("filled_qty", MONEY, nullable=False),
         sa.Column(
             "filled_avg_price",
-            server.db_types.Money(precision=28, scale=9),
+            MONEY,
             nullable=True,
         ),
         sa.Column("reject_reason", sa.Text(), nullable=True),
-        sa.Column("submitted_at", server.db_types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("filled_at", server.db_types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("canceled_at", server.db_types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", server.db_types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", server.db_types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("submitted_at", UTC_DATETIME, nullable=True),
+        sa.Column("filled_at", UTC_DATETIME, nullable=True),
+        sa.Column("canceled_at", UTC_DATETIME, nullable=True),
+        sa.Column("created_at", UTC_DATETIME, nullable=False),
+        sa.Column("updated_at", UTC_DATETIME, nullable=False),
         sa.ForeignKeyConstraint(
             ["connection_id"],
             ["broker_connections.id"],
@@ -212,12 +217,12 @@ def upgrade() -> None:
         sa.Column("event", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=24), nullable=False),
         sa.Column("execution_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-        sa.Column("qty", server.db_types.Money(precision=28, scale=9), nullable=True),
-        sa.Column("price", server.db_types.Money(precision=28, scale=9), nullable=True),
-        sa.Column("filled_qty", server.db_types.Money(precision=28, scale=9), nullable=True),
+        sa.Column("qty", MONEY, nullable=True),
+        sa.Column("price", MONEY, nullable=True),
+        sa.Column("filled_qty", MONEY, nullable=True),
         sa.Column("detail", sa.JSON(), nullable=True),
-        sa.Column("occurred_at", server.db_types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("recorded_at", server.db_types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("occurred_at", UTC_DATETIME, nullable=False),
+        sa.Column("recorded_at", UTC_DATETIME, nullable=False),
         sa.ForeignKeyConstraint(
             ["order_id"],
             ["orders.id"],

@@ -14,8 +14,11 @@ from typing import Any
 
 from graphql import GraphQLError
 from graphql.error import GraphQLSyntaxError
+from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import MaskErrors
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionContext
+from strawberry.types.graphql import OperationType
 
 from server.brokers.base import BrokerUnavailableError, UnknownSymbolError
 from server.log import request_id_var
@@ -56,6 +59,11 @@ def _from_domain(error: Exception) -> ApiError | None:
         return bad_user_input(str(error), symbols=list(error.symbols))
     if isinstance(error, BrokerUnavailableError):
         return ApiError(ErrorCode.BROKER_UNAVAILABLE, "The broker is unavailable; try again shortly.")
+    if isinstance(error, InvalidOperationTypeError):
+        kind = {OperationType.QUERY: "Queries", OperationType.MUTATION: "Mutations"}.get(error.operation_type)
+        return bad_user_input(f"{kind or 'Subscriptions'} are not allowed here")
+    if isinstance(error, CannotGetOperationTypeError | MissingQueryError):
+        return bad_user_input(str(error) or error.__class__.__name__)
     return None
 
 

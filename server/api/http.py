@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
+
 from cross_web import HTTPException  # what Strawberry's views raise for HTTP errors
 from starlette.requests import Request
 from starlette.responses import Response
@@ -12,8 +15,10 @@ from strawberry.types import ExecutionResult
 
 from server.api.context import Context
 from server.api.errors import to_client_error
-from server.api.schema import schema
+from server.api.extensions import QueryLimits
+from server.api.schema import build_schema
 from server.services import Services
+from server.settings import Settings
 
 
 class TradingGraphQL(GraphQL[Context, None]):
@@ -25,10 +30,14 @@ class TradingGraphQL(GraphQL[Context, None]):
             services=services,
         )
 
+    def decode_json(self, data: str | bytes) -> object:
+        # JSON numbers become exact Decimals, never floats (Decimal arguments stay exact).
+        return json.loads(data, parse_float=Decimal)
+
     def parse_json(self, data: str | bytes) -> object:
         try:
             parsed = self.decode_json(data)
-        except ValueError as error:  # bad JSON and bad UTF-8 alike
+        except (ValueError, RecursionError) as error:  # bad JSON, bad UTF-8, absurd nesting
             raise HTTPException(400, "Unable to parse request body as JSON") from error
         if not isinstance(parsed, dict | list):
             raise HTTPException(400, "The request body must be a JSON object")
@@ -42,5 +51,8 @@ class TradingGraphQL(GraphQL[Context, None]):
         return await super().process_result(request, result)
 
 
-def graphql_app() -> TradingGraphQL:
-    return TradingGraphQL(schema, graphql_ide="graphiql", allow_queries_via_get=True)
+def graphql_app(settings: Settings) -> TradingGraphQL:
+    limits = QueryLimits(
+        max_depth=settings.max_query_depth, max_aliases=settings.max_aliases, max_tokens=settings.max_tokens
+    )
+    return TradingGraphQL(build_schema(limits), graphql_ide="graphiql", allow_queries_via_get=True)

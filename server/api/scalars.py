@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 import strawberry
+from graphql import FloatValueNode, IntValueNode, StringValueNode, ValueNode
 
 MAX_DECIMAL_LENGTH = 40
 
@@ -14,7 +15,11 @@ def serialize_decimal(value: Decimal) -> str:
 
 
 def parse_decimal(value: object) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    """Variables: strings, integers, or JSON numbers (which the view decodes as exact Decimals).
+
+    A float has already lost digits, so it is refused rather than guessed at.
+    """
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise ValueError('Decimal values are strings such as "12.34"')
     text = str(value).strip()
     if len(text) > MAX_DECIMAL_LENGTH:
@@ -28,9 +33,17 @@ def parse_decimal(value: object) -> Decimal:
     return number
 
 
+def parse_decimal_literal(node: ValueNode, _variables: dict[str, object] | None = None) -> Decimal:
+    """Literals in the query text: parsed from their own digits, never through float."""
+    if isinstance(node, StringValueNode | IntValueNode | FloatValueNode):
+        return parse_decimal(node.value)
+    raise ValueError('Decimal values are strings such as "12.34"')
+
+
 DecimalScalar = strawberry.scalar(
     name="Decimal",
     description='An exact decimal number, sent as a string ("187.25") to keep every digit.',
     serialize=serialize_decimal,
     parse_value=parse_decimal,
+    parse_literal=parse_decimal_literal,
 )

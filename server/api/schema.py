@@ -1,4 +1,4 @@
-"""The GraphQL schema: `schema` is what the server serves and `schema.graphql` records."""
+"""The GraphQL schema: `schema` is what `schema.graphql` records; apps build theirs with their limits."""
 
 from __future__ import annotations
 
@@ -6,16 +6,13 @@ from decimal import Decimal
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from server.api.errors import ErrorCodes, log_errors
+from server.api.extensions import QueryLimits, extensions
 from server.api.market.queries import MarketQuery
 from server.api.scalars import DecimalScalar
-
-PARSER_CACHE_SIZE = 512
-VALIDATION_CACHE_SIZE = 512
 
 
 @strawberry.type
@@ -28,12 +25,12 @@ class TradingSchema(strawberry.Schema):
         log_errors(errors, execution_context)
 
 
-schema = TradingSchema(
-    query=Query,
-    config=StrawberryConfig(sort_schema=True, scalar_map={Decimal: DecimalScalar}),
-    extensions=[
-        lambda: ParserCache(maxsize=PARSER_CACHE_SIZE),
-        lambda: ValidationCache(maxsize=VALIDATION_CACHE_SIZE),
-        ErrorCodes,
-    ],
-)
+def build_schema(limits: QueryLimits | None = None) -> TradingSchema:
+    return TradingSchema(
+        query=Query,
+        config=StrawberryConfig(sort_schema=True, scalar_map={Decimal: DecimalScalar}),
+        extensions=[*extensions(limits or QueryLimits()), ErrorCodes],
+    )
+
+
+schema = build_schema()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from server.brokers.domain import TradeUpdate
+from server.brokers.domain import OrderStatus, TradeUpdate
 from server.brokers.paper.calendar import AlwaysOpenCalendar, MarketCalendar
 from server.brokers.paper.clock import ManualClock
 from server.brokers.paper.exchange import PaperExchange
@@ -24,6 +25,17 @@ class PaperWorld:
         for _ in range(times):
             self.clock.advance(seconds)
             self.exchange.advance()
+
+    def step_until(self, done: Callable[[], bool], *, limit: int) -> None:
+        """Step one second at a time until `done()`; fail if `limit` steps go by first."""
+        for _ in range(limit):
+            self.step()
+            if done():
+                return
+        raise AssertionError(f"not done after {limit} steps")
+
+    def status(self, order_id: str) -> OrderStatus:
+        return self.exchange.get_order(self.account_id, order_id).status
 
     def events(self, order_id: str) -> list[str]:
         return [u.event.value for u in self.updates if u.order.id == order_id]

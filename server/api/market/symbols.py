@@ -14,7 +14,8 @@ _OPTION = re.compile(r"^[A-Z]{1,6}\d{6}[CP]\d{8}$")
 
 
 def normalize_symbol(raw: str) -> str:
-    symbol = raw.strip().upper()
+    # ASCII first: upper-casing a dotless i or a sharp s would invent a symbol nobody sent.
+    symbol = raw.strip().upper() if raw.isascii() else ""
     if len(symbol) > MAX_SYMBOL_LENGTH or not (_STOCK.match(symbol) or _OPTION.match(symbol)):
         shown = raw if len(raw) <= MAX_SYMBOL_LENGTH else raw[:MAX_SYMBOL_LENGTH] + "..."
         raise bad_user_input(f"Malformed symbol {shown!r}", symbols=[shown])

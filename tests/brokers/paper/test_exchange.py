@@ -68,10 +68,7 @@ def test_limit_order_waits_then_fills_at_the_quote_or_better(world: PaperWorld) 
     ask = world.exchange.quote("TSLA").ask_price
     order = world.exchange.submit(world.account_id, buy("TSLA", "1", type=OrderType.LIMIT, limit_price=ask - D("0.50")))
     assert order.status is OrderStatus.NEW
-    for _ in range(3600):
-        world.step()
-        if world.exchange.get_order(world.account_id, order.id).status is OrderStatus.FILLED:
-            break
+    world.step_until(lambda: world.status(order.id) is OrderStatus.FILLED, limit=3600)
     filled = world.exchange.get_order(world.account_id, order.id)
     assert filled.status is OrderStatus.FILLED
     assert filled.filled_avg_price is not None
@@ -100,11 +97,8 @@ def test_trailing_stop_follows_the_high_water_mark(world: PaperWorld) -> None:
     first_stop = order.stop_price
     assert order.hwm is not None
     assert first_stop == (order.hwm * D("0.995")).quantize(D("0.01"))
-    for _ in range(20000):
-        world.step()
-        current = world.exchange.get_order(world.account_id, order.id)
-        if current.status is OrderStatus.FILLED:
-            break
+    world.step_until(lambda: world.status(order.id) is OrderStatus.FILLED, limit=20000)
+    current = world.exchange.get_order(world.account_id, order.id)
     assert current.status is OrderStatus.FILLED
     assert current.hwm is not None
     assert current.hwm >= order.hwm
@@ -245,11 +239,12 @@ def test_bracket_legs_wait_for_the_entry_then_one_cancels_the_other(world: Paper
     assert take_profit.type is OrderType.LIMIT
     assert stop_loss.type is OrderType.STOP
     assert take_profit.status is OrderStatus.NEW
-    for _ in range(7200):
-        world.step()
-        legs = world.exchange.get_order(world.account_id, order.id).legs
-        if any(leg.status is OrderStatus.FILLED for leg in legs):
-            break
+    world.step_until(
+        lambda: any(
+            leg.status is OrderStatus.FILLED for leg in world.exchange.get_order(world.account_id, order.id).legs
+        ),
+        limit=7200,
+    )
     statuses = sorted(leg.status.value for leg in world.exchange.get_order(world.account_id, order.id).legs)
     assert statuses == ["canceled", "filled"]
     assert world.exchange.positions(world.account_id) == []
@@ -301,10 +296,7 @@ def test_oco_exits_a_position_either_way(world: PaperWorld) -> None:
     assert order.status is OrderStatus.NEW
     [stop_leg] = order.legs
     assert stop_leg.type is OrderType.STOP
-    for _ in range(7200):
-        world.step()
-        if not world.exchange.positions(world.account_id):
-            break
+    world.step_until(lambda: not world.exchange.positions(world.account_id), limit=7200)
     final = world.exchange.get_order(world.account_id, order.id)
     assert sorted([final.status.value, final.legs[0].status.value]) == ["canceled", "filled"]
 
