@@ -16,19 +16,12 @@ from sqlalchemy import DateTime, Dialect, Numeric, String
 from sqlalchemy.dialects.mysql import DATETIME as MYSQL_DATETIME
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from server.decimals import canonical_decimal
+
 _NAIVE_DIALECTS = frozenset({"mysql", "mariadb"})
 MONEY_PRECISION = 28
 MONEY_SCALE = 9
 MONEY_LIMIT = Decimal(10) ** (MONEY_PRECISION - MONEY_SCALE)
-
-
-def canonical_decimal(value: Decimal) -> Decimal:
-    """Drop trailing zeros without switching to exponent notation (100.000 -> 100)."""
-    if not value.is_finite():
-        raise ValueError(f"not a finite decimal: {value}")
-    if value == value.to_integral_value():
-        return value.quantize(Decimal(1))
-    return value.normalize()
 
 
 class Money(TypeDecorator[Decimal]):

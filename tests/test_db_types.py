@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from server.db_types import Money, UTCDateTime, canonical_decimal
+from server.db_types import Money, UTCDateTime
+from server.decimals import canonical_decimal
 
 
 @pytest.mark.parametrize(

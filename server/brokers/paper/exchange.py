@@ -43,6 +43,7 @@ from server.brokers.paper.calendar import MarketCalendar, market_clock, session_
 from server.brokers.paper.instruments import Instrument, Instruments
 from server.brokers.paper.market import MarketSimulator
 from server.brokers.paper.orders import PaperOrder, exit_legs, validate_request
+from server.decimals import canonical_decimal
 
 ZERO = Decimal(0)
 DEFAULT_STARTING_CASH = Decimal(100000)
@@ -258,7 +259,7 @@ class PaperExchange:
         if percentage is not None:
             if not 0 < percentage <= 100:
                 raise OrderRejectedError("percentage must be between 0 and 100", field="percentage")
-            amount = (amount * percentage / 100).quantize(Decimal("0.000000001"))
+            amount = canonical_decimal((amount * percentage / 100).quantize(Decimal("0.000000001")))
         elif qty is not None:
             if not 0 < qty <= amount:
                 raise InsufficientQtyError(qty, amount)
