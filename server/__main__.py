@@ -8,8 +8,10 @@ import sys
 from collections.abc import Sequence
 
 import uvicorn
+from starlette.applications import Starlette
 
 from server.app import create_app
+from server.brokers.paper.facade import standalone
 from server.db import upgrade_database
 from server.log import configure_logging
 from server.settings import Settings
@@ -24,15 +26,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="interface to bind (default: HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (default: PORT or 8081; 0 picks a free one)")
     commands.add_parser("migrate", help="apply database migrations and exit")
+    exchange = commands.add_parser("paper-exchange", help="serve the paper exchange over Alpaca's REST and streams")
+    standalone.add_arguments(exchange)
     return parser
 
 
-def serve(settings: Settings) -> None:
-    app = create_app(settings)
+def run_uvicorn(app: Starlette, host: str, port: int) -> None:
     uvicorn.run(
         app,
-        host=settings.host,
-        port=settings.port,
+        host=host,
+        port=port,
         log_config=None,
         access_log=False,
         lifespan="on",
@@ -43,6 +46,10 @@ def serve(settings: Settings) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "paper-exchange":
+        configure_logging("INFO")
+        run_uvicorn(standalone.build_app(args), args.host, args.port)
+        return 0
     overrides = {k: v for k, v in vars(args).items() if k in {"host", "port"} and v is not None}
     settings = Settings(**overrides)
     configure_logging(settings.log_level)
@@ -51,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         upgrade_database(settings.database_url)
         logger.info("migrations applied")
         return 0
-    serve(settings)
+    run_uvicorn(create_app(settings), settings.host, settings.port)
     return 0
 
 

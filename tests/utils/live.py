@@ -16,7 +16,15 @@ STOP_TIMEOUT_SECONDS = 10.0
 @asynccontextmanager
 async def live_server(app: Starlette) -> AsyncIterator[str]:
     """Serve `app` (lifespan included) on 127.0.0.1 at a free port; yield its base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on", ws="websockets-sansio")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_config=None,
+        lifespan="on",
+        ws="websockets-sansio",
+        timeout_graceful_shutdown=int(STOP_TIMEOUT_SECONDS / 2),
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:

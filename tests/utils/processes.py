@@ -46,8 +46,11 @@ def _pump(stream: object, lines: queue.Queue[str | None]) -> None:
 
 
 @contextmanager
-def run_server(cwd: Path, args: Sequence[str] = (), env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
-    command = [sys.executable, "-m", "server", "serve", "--port", "0", *args]
+def run_server(
+    cwd: Path, args: Sequence[str] = ("serve", "--port", "0"), env: dict[str, str] | None = None
+) -> Iterator[ServerProcess]:
+    """Start `python -m server ARGS` (port 0: a free one) and wait until uvicorn listens."""
+    command = [sys.executable, "-m", "server", *args]
     process = subprocess.Popen(
         command,
         cwd=cwd,

@@ -16,9 +16,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from server.brokers.paper.exchange import PaperExchange
-from server.brokers.paper.facade import data, trading, wire
+from server.brokers.paper.facade import data, streams, trading, wire
 from server.brokers.paper.facade.access import Faults, KeyStore, RateLimiter
 from server.brokers.paper.facade.http import FacadeGate, FacadeState, read_json, state_of
+from server.brokers.paper.facade.streams import StreamRegistry
 
 
 async def set_faults(request: Request) -> Response:
@@ -48,8 +49,15 @@ def create_facade(
 ) -> Starlette:
     limiter = RateLimiter(rate_limit_per_minute) if rate_limit_per_minute else RateLimiter()
     app = Starlette(
-        routes=[*trading.routes, *data.routes, *extra_routes, Route("/_faults", set_faults, methods=["POST"])],
+        routes=[
+            *trading.routes,
+            *data.routes,
+            *streams.routes,
+            *extra_routes,
+            Route("/_faults", set_faults, methods=["POST"]),
+        ],
         middleware=[Middleware(FacadeGate)],
     )
     app.state.facade = FacadeState(exchange, keys, limiter, faults or Faults(), fault_token)
+    app.state.streams = StreamRegistry()
     return app

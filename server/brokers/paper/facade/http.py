@@ -77,6 +77,13 @@ def error_response(error: Exception) -> Response:
     return _error(500, 50010000, "internal server error")
 
 
+async def _hang_until_the_client_leaves(request: Request) -> None:
+    # Only the client can end it: receive() returns http.disconnect when it goes away.
+    async with asyncio.timeout(HANG_SECONDS):
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+
 class FacadeGate:
     """Every REST call: faults first, then the key pair, then the rate limit, then the route."""
 
@@ -103,7 +110,7 @@ class FacadeGate:
         if faults.latency_seconds:
             await asyncio.sleep(faults.latency_seconds)
         if faults.take("hangs"):
-            await asyncio.sleep(HANG_SECONDS)
+            await _hang_until_the_client_leaves(request)
         if faults.take("errors_5xx"):
             return _error(503, 50310000, "service unavailable")
         pair = state.keys.authenticate(request.headers.get(KEY_HEADER), request.headers.get(SECRET_HEADER))
