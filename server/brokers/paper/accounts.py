@@ -120,7 +120,7 @@ class PaperAccount:
     def buying_power(self, price_of: PriceLookup, reserved: Decimal = ZERO) -> Decimal:
         long_stock, short_stock, long_options = self.market_values(price_of)
         equity = self.cash + long_stock + short_stock + long_options
-        multiplier = self.multiplier(price_of)
+        multiplier = MARGIN_MULTIPLIER if equity >= MIN_EQUITY_FOR_MARGIN else 1
         used = long_stock - short_stock + MARGIN_MULTIPLIER * long_options
         if multiplier == 1:
             return max(ZERO, self.cash - reserved)

@@ -1,12 +1,22 @@
-"""Where the paper exchange keeps its orders: by account, by client order id, and the open ones."""
+"""Where the paper exchange keeps its orders, and the running totals its checks need.
+
+Open orders are kept per account in arrival order (the order they are worked in). Two
+totals are kept as orders arrive, fill and close, so that checking a new order costs the
+same with ten open orders or ten thousand: the buying power each account's open orders
+hold, and the quantity committed per account, symbol and side.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from decimal import Decimal
 
 from server.brokers.base import NotFoundError, OrderRejectedError
+from server.brokers.domain import OrderSide, OrderStatus
 from server.brokers.paper.orders import PaperOrder
+
+ZERO = Decimal(0)
 
 
 class OrderBook:
@@ -14,6 +24,9 @@ class OrderBook:
         self._orders: dict[str, dict[str, PaperOrder]] = defaultdict(dict)
         self._by_client_id: dict[str, dict[str, PaperOrder]] = defaultdict(dict)
         self._open: dict[str, PaperOrder] = {}
+        self._open_by_account: dict[str, dict[str, PaperOrder]] = defaultdict(dict)
+        self._committed: dict[tuple[str, str, OrderSide], Decimal] = defaultdict(Decimal)
+        self._reserved: dict[str, Decimal] = defaultdict(Decimal)
 
     def check_client_order_id(self, account_id: str, client_order_id: str | None) -> None:
         if client_order_id and client_order_id in self._by_client_id[account_id]:
@@ -24,9 +37,37 @@ class OrderBook:
         self._by_client_id[order.account_id][order.client_order_id] = order
         if order.is_open:
             self._open[order.id] = order
+            self._open_by_account[order.account_id][order.id] = order
+            if _counts(order):
+                self._committed[(order.account_id, order.symbol, order.side)] += order.remaining or ZERO
+                self._reserved[order.account_id] += order.reserved
+
+    def filled(self, order: PaperOrder, qty: Decimal, remaining_before: Decimal | None) -> None:
+        """Book a fill against the running totals (call before the order's fields change)."""
+        if not _counts(order):
+            return
+        if remaining_before:
+            self._committed[(order.account_id, order.symbol, order.side)] -= qty
+            released = order.reserved * qty / remaining_before
+        else:
+            released = order.reserved
+        order.reserved -= released
+        self._reserved[order.account_id] -= released
 
     def closed(self, order: PaperOrder) -> None:
-        self._open.pop(order.id, None)
+        if self._open.pop(order.id, None) is None:
+            return
+        del self._open_by_account[order.account_id][order.id]
+        if _counts(order):
+            self._committed[(order.account_id, order.symbol, order.side)] -= order.remaining or ZERO
+            self._reserved[order.account_id] -= order.reserved
+            order.reserved = ZERO
+
+    def committed(self, account_id: str, symbol: str, side: OrderSide) -> Decimal:
+        return self._committed.get((account_id, symbol, side), ZERO)
+
+    def reserved(self, account_id: str) -> Decimal:
+        return self._reserved.get(account_id, ZERO)
 
     def get(self, account_id: str, order_id: str) -> PaperOrder:
         order = self._orders[account_id].get(order_id)
@@ -44,9 +85,14 @@ class OrderBook:
         return self._orders[account_id].values()
 
     def open_orders(self, account_id: str | None = None) -> list[PaperOrder]:
-        """Open orders, oldest first (the order they are worked in)."""
-        chosen = [o for o in self._open.values() if account_id is None or o.account_id == account_id]
-        return sorted(chosen, key=lambda o: (o.created_at, o.id))
+        """Open orders in arrival order (the order they are worked in)."""
+        source = self._open if account_id is None else self._open_by_account[account_id]
+        return list(source.values())
 
     def __bool__(self) -> bool:
         return bool(self._open)
+
+
+def _counts(order: PaperOrder) -> bool:
+    """Exit legs add no exposure and commit nothing of their own."""
+    return order.parent_id is None and order.status is not OrderStatus.HELD

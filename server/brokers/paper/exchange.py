@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from server.brokers.base import (
+    InsufficientBuyingPowerError,
     InsufficientQtyError,
     NotFoundError,
     OrderRejectedError,
@@ -91,8 +92,7 @@ class PaperExchange:
     def account(self, account_id: str) -> Account:
         self.advance()
         account = self._account(account_id)
-        held = risk.reserved(account, self.book.open_orders(account_id), self.quote)
-        return account.snapshot(self.price_of, held)
+        return account.snapshot(self.price_of, self.book.reserved(account_id))
 
     def positions(self, account_id: str) -> list[Position]:
         self.advance()
@@ -115,12 +115,21 @@ class PaperExchange:
         return market_clock(self.calendar, self.now())
 
     def quote(self, symbol: str) -> Quote:
+        """The quote now (the exchange is brought to the present first)."""
+        self.advance()
+        return self._quote(symbol)
+
+    def _quote(self, symbol: str) -> Quote:
+        """The quote at the step the exchange has reached: no clock arithmetic on hot paths."""
+        step = self._step
+        if self.market.has_symbol(symbol):
+            return self.market.quote_at_step(symbol, step)
         if self.instruments.resolve(symbol) is None:
             raise UnknownSymbolError([symbol])
-        return self.instruments.quote_at_step(symbol, self.market.current_step())
+        return self.instruments.quote_at_step(symbol, step)
 
     def price_of(self, symbol: str) -> Decimal:
-        quote = self.quote(symbol)
+        quote = self._quote(symbol)
         return (quote.bid_price + quote.ask_price) / 2
 
     def add_listener(self, listener: TradeListener) -> Callable[[], None]:
@@ -137,8 +146,8 @@ class PaperExchange:
         validate_request(request, fractionable=instrument.fractionable, is_option=instrument.contract is not None)
         if instrument.contract is not None and instrument.contract.expiration < self.instruments.today():
             raise OrderRejectedError(f"option contract {request.symbol} has expired", field="symbol")
-        risk.check_order(account, request, instrument, self.book.open_orders(account_id), self.quote, self.price_of)
-        order = self._new_order(account_id, request, instrument)
+        holds = risk.check_order(account, request, instrument, self.book, self._quote, self.price_of)
+        order = self._new_order(account_id, request, instrument, holds)
         self._emit(order, TradeEvent.NEW)
         for leg in order.legs:
             if leg.status is OrderStatus.NEW:
@@ -152,11 +161,12 @@ class PaperExchange:
             raise OrderRejectedError(f"asset {symbol} not found", code=40410000, status=422, field="symbol")
         return instrument
 
-    def _new_order(self, account_id: str, request: OrderRequest, instrument: Instrument) -> PaperOrder:
+    def _new_order(self, account_id: str, request: OrderRequest, instrument: Instrument, holds: Decimal) -> PaperOrder:
         now = self.now()
         order = PaperOrder(account_id, request, instrument.asset_class, instrument.multiplier, OrderStatus.NEW, now)
+        order.reserved = holds
         if request.time_in_force is TimeInForce.DAY:
-            order.expires_at = session_close(self.calendar, now)
+            order.expires_at = self._session_close(now)
         order.legs = exit_legs(order)
         for placed in (order, *order.legs):
             self.book.add(placed)
@@ -222,6 +232,19 @@ class PaperExchange:
             )
         self.book.check_client_order_id(account_id, new_request.client_order_id)
         now = self.now()
+        if old.parent_id is None:
+            holds = risk.exposure(
+                new_request,
+                new_request.qty,
+                self._account(account_id).position_qty(old.symbol),
+                self._quote(old.symbol),
+                old.multiplier,
+            )
+            available = self._account(account_id).buying_power(self.price_of, self.book.reserved(account_id))
+            if holds - old.reserved > available:
+                raise InsufficientBuyingPowerError()
+        else:
+            holds = Decimal(0)
         new = PaperOrder(
             account_id,
             new_request,
@@ -234,6 +257,7 @@ class PaperExchange:
             expires_at=old.expires_at,
             hwm=old.hwm,
         )
+        new.reserved = holds
         new.legs = old.legs
         old.legs = []
         old.replaced_by, old.replaced_at = new.id, now
@@ -309,11 +333,20 @@ class PaperExchange:
             if order.is_open and order.status is not OrderStatus.HELD:
                 self._work(order, step=step)
 
-    def _session_open(self, moment: datetime) -> bool:
+    def _current_session(self, moment: datetime) -> tuple[datetime, datetime] | None:
+        """The session open at `moment`, or the next one (cached until it closes)."""
         if self._session is None or moment >= self._session[1] or moment < self._session[0] - _DAY:
             upcoming = sessions_from(self.calendar, moment)
             self._session = upcoming[0] if upcoming else None
-        return self._session is not None and self._session[0] <= moment < self._session[1]
+        return self._session
+
+    def _session_open(self, moment: datetime) -> bool:
+        session = self._current_session(moment)
+        return session is not None and session[0] <= moment < session[1]
+
+    def _session_close(self, moment: datetime) -> datetime:
+        session = self._current_session(moment)
+        return session[1] if session is not None else session_close(self.calendar, moment)
 
     def _work(self, order: PaperOrder, *, immediate: bool = False, step: int | None = None) -> None:
         if order.status is OrderStatus.HELD or not order.is_open:
@@ -333,6 +366,7 @@ class PaperExchange:
 
     def _fill(self, order: PaperOrder, fill: matching.Fill, when: datetime) -> None:
         account = self._account(order.account_id)
+        self.book.filled(order, fill.qty, order.remaining)
         if order.qty is None:
             order.qty = fill.qty
         position_qty = account.apply_fill(

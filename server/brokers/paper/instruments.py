@@ -27,6 +27,8 @@ class Instruments:
     def __init__(self, market: MarketSimulator) -> None:
         self.market = market
         self._roots = {spec.symbol.replace(".", ""): spec.symbol for spec in market.assets.values()}
+        # Bounded by the symbols that exist (the universe and its listed contracts).
+        self._resolved: dict[str, Instrument | None] = {}
 
     def today(self) -> date:
         return self.market.clock.now().astimezone(NEW_YORK).date()
@@ -44,6 +46,11 @@ class Instruments:
         return ContractSpec(symbol, underlying, option_type, strike, expiration)
 
     def resolve(self, symbol: str) -> Instrument | None:
+        if symbol not in self._resolved:
+            self._resolved[symbol] = self._resolve(symbol)
+        return self._resolved[symbol]
+
+    def _resolve(self, symbol: str) -> Instrument | None:
         asset = self.market.assets.get(symbol)
         if asset is not None:
             shortable = asset.shortable and asset.easy_to_borrow

@@ -13,6 +13,7 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from types import MappingProxyType
 
 from server.brokers.base import UnknownSymbolError
 from server.brokers.domain import Bar, Quote, Trade
@@ -47,6 +48,7 @@ class SymbolWalk:
         self._bid_lots = self._ask_lots = 1
         self._epoch = epoch
         self._tick = timedelta(seconds=tick_seconds)
+        self._cached: tuple[int, Quote] | None = None
         self.step = -1
         self.advance_to(0)
 
@@ -83,6 +85,12 @@ class SymbolWalk:
     def mid(self) -> Decimal:
         return Decimal(repr(round(math.exp(self._log_mid), 6)))
 
+    def current_quote(self) -> Quote:
+        """The quote at the step reached, computed once per step."""
+        if self._cached is None or self._cached[0] != self.step:
+            self._cached = (self.step, self.quote(self._epoch + self.step * self._tick))
+        return self._cached[1]
+
     def quote(self, timestamp: datetime) -> Quote:
         mid = self.mid
         tick = tick_size(mid)
@@ -117,13 +125,15 @@ class MarketSimulator:
         self.tick = timedelta(seconds=tick_seconds)
         self.epoch = clock.now().replace(microsecond=0)
         self._history_cache: dict[tuple[str, bool], list[Bar]] = {}
+        self._assets = MappingProxyType({spec.symbol: spec for spec in universe})
         self._walks = {
-            spec.symbol: SymbolWalk(spec, seed=seed, tick_seconds=tick_seconds, epoch=self.epoch) for spec in universe
+            spec.symbol: SymbolWalk(spec, seed=seed, tick_seconds=tick_seconds, epoch=self.epoch)
+            for spec in self._assets.values()
         }
 
     @property
     def assets(self) -> Mapping[str, AssetSpec]:
-        return {symbol: walk.spec for symbol, walk in self._walks.items()}
+        return self._assets
 
     def current_step(self) -> int:
         return max(0, (self.clock.now() - self.epoch) // self.tick)
@@ -133,12 +143,11 @@ class MarketSimulator:
         if unknown:
             raise UnknownSymbolError(unknown)
         step = self.current_step()
-        timestamp = self.time_of_step(step)
         result: dict[str, Quote] = {}
         for symbol in symbols:
             walk = self._walks[symbol]
             walk.advance_to(step)
-            result[symbol] = walk.quote(timestamp)
+            result[symbol] = walk.current_quote()
         return result
 
     def quote(self, symbol: str) -> Quote:
@@ -154,7 +163,7 @@ class MarketSimulator:
         """The quote at `step`, which must not be behind what the symbol has already reached."""
         walk = self._walks[symbol]
         walk.advance_to(step)
-        return walk.quote(self.time_of_step(max(step, walk.step)))
+        return walk.current_quote()
 
     def advance_all(self) -> None:
         """Step every symbol to the present (a running server does this each tick)."""

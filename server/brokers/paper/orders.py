@@ -52,6 +52,7 @@ class PaperOrder:
     parent_id: str | None = None
     legs: list[PaperOrder] = field(default_factory=list)
     reject_reason: str | None = None
+    reserved: Decimal = ZERO  # buying power this order still holds
 
     def __post_init__(self) -> None:
         self.client_order_id = self.client_order_id or self.request.client_order_id or str(uuid.uuid4())

@@ -57,6 +57,15 @@ def check_invariants(world: PaperWorld) -> None:
     cost = sum((h.cost_basis for h in account.holdings.values()), Decimal(0))
     assert account.cash + cost - account.realized_pl == account.starting_cash
 
+    # The book's running totals equal a full recount over the open orders.
+    open_top = [o for o in exchange.book.open_orders(world.account_id) if o.parent_id is None]
+    assert exchange.book.reserved(world.account_id) == sum((o.reserved for o in open_top), Decimal(0))
+    assert all(o.reserved >= 0 for o in open_top)
+    for symbol in SYMBOLS:
+        for side in OrderSide:
+            expected = sum((o.remaining or 0 for o in open_top if o.symbol == symbol and o.side is side), Decimal(0))
+            assert exchange.book.committed(world.account_id, symbol, side) == expected
+
     for order in exchange.list_orders(world.account_id):
         assert order.qty is None or 0 <= order.filled_qty <= order.qty
         assert (order.status in CLOSED_STATUSES) != order.status.is_open
