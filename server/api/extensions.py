@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
@@ -61,11 +62,16 @@ class OperationLoaders(SchemaExtension):
 
 
 def extensions(limits: QueryLimits) -> list[Callable[[], SchemaExtension]]:
+    # The limiters' rule classes are built once: the validation cache keys on the rules,
+    # so fresh classes per request would never hit (and would churn the cache).
+    rules = [
+        *QueryDepthLimiter(max_depth=limits.max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
+    ]
     return [
         lambda: SafeParserCache(maxsize=CACHE_SIZE),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: QueryDepthLimiter(max_depth=limits.max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+        lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=CACHE_SIZE),
         OperationLoaders,
     ]

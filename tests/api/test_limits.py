@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from server.api.extensions import QueryLimits
+from server.api.extensions import CACHE_SIZE, QueryLimits
 from server.api.schema import build_schema
 from tests.utils.graphql import error_codes, execute
 
@@ -56,3 +56,18 @@ async def test_deeply_nested_json_is_a_400_not_a_crash(client: httpx.AsyncClient
     body = b"[" * 100_000 + b"]" * 100_000
     response = await client.post("/graphql", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 400
+
+
+async def test_repeated_operations_hit_the_validation_cache() -> None:
+    from strawberry.extensions.validation_cache import _get_validate_cache
+
+    schema = build_schema(QueryLimits())
+    cache = _get_validate_cache(CACHE_SIZE)
+    query = "{ __typename } # a query text no other test sends"
+    before = cache.cache_info()
+    for _ in range(5):
+        result = await schema.execute(query)
+        assert result.errors is None
+    after = cache.cache_info()
+    assert after.misses - before.misses == 1
+    assert after.hits - before.hits == 4
