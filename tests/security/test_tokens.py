@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import base64
+import json
+import warnings
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+from jwt.warnings import InsecureKeyLengthWarning
+
+from server.security.tokens import AccessTokens, TokenError, TokenProblem, hash_refresh_token, new_refresh_token
+
+SECRET = "s" * 48
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def tokens(secret: str = SECRET, audience: str = "trading-api") -> AccessTokens:
+    return AccessTokens(secret, issuer="alpaca-graphql", audience=audience, lifetime=timedelta(minutes=15))
+
+
+def test_round_trip_carries_every_claim() -> None:
+    issued = tokens().issue("user-1", "admin", NOW)
+    claims = jwt.decode(issued.token, SECRET, algorithms=["HS256"], audience="trading-api")
+    assert set(claims) == {"sub", "role", "iss", "aud", "iat", "nbf", "exp", "jti"}
+    decoded = tokens().decode(issued.token)
+    assert (decoded.user_id, decoded.role, decoded.token_id) == ("user-1", "admin", issued.token_id)
+    assert decoded.expires_at == NOW + timedelta(minutes=15)
+    assert issued.expires_in == 900
+
+
+def _refused(token: str, problem: TokenProblem = TokenProblem.INVALID) -> None:
+    with pytest.raises(TokenError) as raised:
+        tokens().decode(token)
+    assert raised.value.problem is problem
+
+
+def test_expired_tokens_are_refused() -> None:
+    old = tokens().issue("user-1", "user", NOW - timedelta(hours=1))
+    _refused(old.token, TokenProblem.EXPIRED)
+
+
+def test_tampered_signature_is_refused() -> None:
+    token = tokens().issue("user-1", "user", NOW).token
+    head, _body, signature = token.split(".")
+    forged_body = (
+        base64.urlsafe_b64encode(
+            json.dumps({**jwt.decode(token, options={"verify_signature": False}), "role": "admin"}).encode()
+        )
+        .rstrip(b"=")
+        .decode()
+    )
+    _refused(f"{head}.{forged_body}.{signature}")
+    _refused(tokens("x" * 48).issue("user-1", "user", NOW).token)
+
+
+def test_alg_none_and_swapped_algorithms_are_refused() -> None:
+    claims = jwt.decode(tokens().issue("user-1", "user", NOW).token, options={"verify_signature": False})
+    unsigned = jwt.encode(claims, key=None, algorithm="none")
+    _refused(unsigned)
+    with warnings.catch_warnings():  # crafting the attack token: PyJWT frowns on the key length
+        warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+        swapped = jwt.encode(claims, SECRET, algorithm="HS512")  # same secret, other algorithm
+    _refused(swapped)
+
+
+def test_wrong_audience_issuer_and_missing_claims_are_refused() -> None:
+    _refused(tokens(audience="someone-else").issue("user-1", "user", NOW).token)
+    claims = jwt.decode(tokens().issue("user-1", "user", NOW).token, options={"verify_signature": False})
+    for missing in ("jti", "nbf", "sub"):
+        _refused(jwt.encode({k: v for k, v in claims.items() if k != missing}, SECRET, algorithm="HS256"))
+    _refused(jwt.encode({**claims, "iss": "elsewhere"}, SECRET, algorithm="HS256"))
+    _refused("not.a.token")
+
+
+def test_short_secrets_are_refused() -> None:
+    with pytest.raises(ValueError, match="at least"):
+        tokens("too-short")
+
+
+def test_refresh_tokens_are_random_and_stored_hashed() -> None:
+    first, first_hash = new_refresh_token()
+    second, _ = new_refresh_token()
+    assert first != second
+    assert len(first) >= 40
+    assert first_hash == hash_refresh_token(first)
+    assert first not in first_hash
