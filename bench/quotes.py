@@ -58,6 +58,9 @@ async def main() -> None:
             market=market,  # type: ignore[arg-type]
             exchange=exchange,
             quote_source=source,
+            passwords=None,  # type: ignore[arg-type]
+            access_tokens=None,  # type: ignore[arg-type]
+            vault=None,  # type: ignore[arg-type]
         )
         symbols = list(market.assets)[:50]
         batch = BATCH_QUERY % str(symbols).replace("'", '"')

@@ -14,6 +14,7 @@ from server.app import create_app
 from server.brokers.paper.facade import standalone
 from server.db import upgrade_database
 from server.log import configure_logging
+from server.security.secrets import ConfigurationError, resolve_secrets
 from server.settings import Settings
 
 logger = logging.getLogger("server")
@@ -53,6 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {k: v for k, v in vars(args).items() if k in {"host", "port"} and v is not None}
     settings = Settings(**overrides)
     configure_logging(settings.log_level)
+    try:
+        resolve_secrets(settings)
+    except ConfigurationError as error:
+        logger.error("refusing to start: %s", error)
+        return 2
     if args.command == "migrate":
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         upgrade_database(settings.database_url)

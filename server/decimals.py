@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 
 def canonical_decimal(value: Decimal) -> Decimal:
@@ -10,5 +10,8 @@ def canonical_decimal(value: Decimal) -> Decimal:
     if not value.is_finite():
         raise ValueError(f"not a finite decimal: {value}")
     if value == value.to_integral_value():
-        return value.quantize(Decimal(1))
+        try:
+            return value.quantize(Decimal(1))
+        except InvalidOperation:  # more integer digits than the context holds: leave it be
+            return value
     return value.normalize()

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -19,6 +20,10 @@ from server.brokers.paper.exchange import PaperExchange
 from server.brokers.paper.market import MarketSimulator
 from server.brokers.paper.market_data import PaperQuoteSource
 from server.db import create_engine, session_factory, upgrade_database_async
+from server.security.passwords import HashingParameters, PasswordService
+from server.security.secrets import resolve_secrets
+from server.security.tokens import AccessTokens
+from server.security.vault import Vault
 from server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -33,11 +38,15 @@ class Services:
     market: MarketSimulator
     exchange: PaperExchange
     quote_source: QuoteSource
+    passwords: PasswordService
+    access_tokens: AccessTokens
+    vault: Vault
 
 
 @asynccontextmanager
 async def run_services(settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[Services]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secrets = resolve_secrets(settings)  # refuses to go on in production without real secrets
     if settings.auto_migrate:
         await upgrade_database_async(settings.database_url)
         logger.info("database migrated", extra={"dialect": settings.database_url.split(":", 1)[0]})
@@ -57,6 +66,18 @@ async def run_services(settings: Settings, *, clock: Clock | None = None) -> Asy
             market=market,
             exchange=exchange,
             quote_source=PaperQuoteSource(market),
+            passwords=PasswordService(
+                HashingParameters(
+                    time_cost=settings.password_hash_time_cost, memory_cost=settings.password_hash_memory_kib
+                )
+            ),
+            access_tokens=AccessTokens(
+                secrets.jwt_secret,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                lifetime=timedelta(minutes=settings.access_token_minutes),
+            ),
+            vault=Vault(secrets.fernet_keys),
         )
     finally:
         if ticker is not None:

@@ -7,7 +7,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.brokers.paper.calendar import MarketHoursMode
@@ -49,6 +49,15 @@ class Settings(BaseSettings):
     database_url: str = ""
     auto_migrate: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    jwt_secret: SecretStr | None = None
+    fernet_keys: SecretStr | None = None
+    access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(default=30, ge=1, le=365)
+    password_hash_time_cost: int = Field(default=3, ge=1, le=20)
+    password_hash_memory_kib: int = Field(default=64 * 1024, ge=8 * 1024, le=1024 * 1024)
+    jwt_issuer: str = "alpaca-graphql"
+    jwt_audience: str = "alpaca-graphql-api"
 
     market_hours: MarketHoursMode = MarketHoursMode.ALWAYS
     paper_starting_cash: Decimal = Field(default=Decimal(100000), gt=0, le=Decimal(10) ** 12)

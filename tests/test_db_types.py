@@ -54,3 +54,7 @@ def test_datetimes_come_back_aware_utc_from_zoneless_databases() -> None:
     assert value is not None
     assert value.utcoffset() is not None
     assert value.isoformat() == "2026-01-01T12:00:00+00:00"
+
+
+def test_canonical_decimal_copes_with_huge_integers() -> None:
+    assert canonical_decimal(Decimal("1E+40")) == Decimal("1E+40")

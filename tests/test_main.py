@@ -57,3 +57,20 @@ def test_migrate_command_builds_the_database(tmp_path: Path) -> None:
     with closing(sqlite3.connect(database)) as connection:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"users", "orders", "order_events", "alembic_version"} <= tables
+
+
+def test_production_without_secrets_refuses_to_start(tmp_path: Path) -> None:
+    env = clean_environment(ENVIRONMENT="production")
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "serve", "--port", "0"],
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "refusing to start" in result.stderr
+    assert "JWT_SECRET and FERNET_KEYS" in result.stderr
+    assert "Traceback" not in result.stderr

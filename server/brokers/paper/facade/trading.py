@@ -30,6 +30,7 @@ from server.brokers.paper.facade.http import FacadeError, account_of, exchange_o
 from server.decimals import canonical_decimal
 
 E = TypeVar("E", bound=StrEnum)
+MAX_WIRE_NUMBER = Decimal(10) ** 15  # no quantity or price on this exchange comes near it
 MAX_ORDERS_PAGE = 500
 DEFAULT_ORDERS_PAGE = 50
 MAX_CONTRACTS_PAGE = 10000
@@ -45,7 +46,7 @@ def _decimal(value: object, name: str) -> Decimal | None:
         number = Decimal(str(value))
     except InvalidOperation:
         raise FacadeError(422, 42210000, f"invalid {name}") from None
-    if not number.is_finite():
+    if not number.is_finite() or abs(number) >= MAX_WIRE_NUMBER:
         raise FacadeError(422, 42210000, f"invalid {name}")
     return canonical_decimal(number)  # alpaca-py sends floats: 10.0 is 10
 
