@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from server.brokers.domain import Bar, OptionType
 from server.brokers.paper.facade import wire
-from server.brokers.paper.facade.http import FacadeError, exchange_of
+from server.brokers.paper.facade.http import FacadeError, exchange_of, parse_time
 from server.brokers.paper.market import aggregate
 
 MAX_SYMBOLS = 1000
@@ -75,25 +75,14 @@ def _bars_for(request: Request, symbol: str, period: timedelta) -> list[Bar]:
     return minutes if period == timedelta(minutes=1) else aggregate(minutes, period)
 
 
-def _time(value: str | None, name: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise FacadeError(400, 40010000, f"invalid {name}") from None
-    if moment.tzinfo is None:
-        raise FacadeError(400, 40010000, f"{name} needs a time zone")
-    return moment
-
-
 async def historical_bars(request: Request) -> Response:
     params = request.query_params
     timeframe = _TIMEFRAME_ALIASES.get(params.get("timeframe", ""), params.get("timeframe", ""))
     period = TIMEFRAMES.get(timeframe)
     if period is None:
         raise FacadeError(400, 40010000, f"invalid timeframe (one of {', '.join(TIMEFRAMES)})")
-    start, end = _time(params.get("start"), "start"), _time(params.get("end"), "end")
+    start = parse_time(params.get("start"), "start", status=400)
+    end = parse_time(params.get("end"), "end", status=400)
     limit_text = params.get("limit")
     limit = int(limit_text) if limit_text and limit_text.isdigit() else DEFAULT_BARS_PAGE
     limit = max(1, min(limit, MAX_BARS_PAGE))

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -58,6 +59,20 @@ async def read_json(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise FacadeError(400, 40010000, "request body format is invalid")
     return body
+
+
+def parse_time(value: str | None, name: str, *, status: int) -> datetime | None:
+    """An ISO-8601 time with a zone, as Alpaca's APIs take them; `status` is the API's answer to a bad one."""
+    if not value:
+        return None
+    code = status * 100000 + 10000  # Alpaca: 400 -> 40010000, 422 -> 42210000
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise FacadeError(status, code, f"invalid {name}") from None
+    if moment.tzinfo is None:
+        raise FacadeError(status, code, f"{name} needs a time zone")
+    return moment
 
 
 def _error(status: int, code: int, message: str) -> Response:

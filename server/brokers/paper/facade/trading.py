@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -26,7 +25,7 @@ from server.brokers.domain import (
 )
 from server.brokers.paper.exchange import PaperExchange
 from server.brokers.paper.facade import wire
-from server.brokers.paper.facade.http import FacadeError, account_of, exchange_of, read_json
+from server.brokers.paper.facade.http import FacadeError, account_of, exchange_of, parse_time, read_json
 from server.decimals import canonical_decimal
 
 E = TypeVar("E", bound=StrEnum)
@@ -161,18 +160,6 @@ async def submit_order(request: Request) -> Response:
     return JSONResponse(wire.order(order))
 
 
-def _parse_time(value: str | None, name: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise FacadeError(422, 42210000, f"invalid {name}") from None
-    if moment.tzinfo is None:
-        raise FacadeError(422, 42210000, f"{name} needs a time zone")
-    return moment
-
-
 def _int(value: str | None, name: str, default: int, maximum: int) -> int:
     if value is None:
         return default
@@ -187,7 +174,8 @@ async def list_orders(request: Request) -> Response:
     if status not in {"open", "closed", "all"}:
         raise FacadeError(422, 42210000, "invalid status")
     limit = _int(params.get("limit"), "limit", DEFAULT_ORDERS_PAGE, MAX_ORDERS_PAGE)
-    after, until = _parse_time(params.get("after"), "after"), _parse_time(params.get("until"), "until")
+    after = parse_time(params.get("after"), "after", status=422)
+    until = parse_time(params.get("until"), "until", status=422)
     direction = params.get("direction", "desc")
     if direction not in {"asc", "desc"}:
         raise FacadeError(422, 42210000, "invalid direction")
