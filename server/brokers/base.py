@@ -37,10 +37,6 @@ class QuoteSource(Protocol):
         ...
 
 
-class BrokerAuthError(BrokerError):
-    """The broker refused the credentials."""
-
-
 class NotFoundError(BrokerError):
     def __init__(self, what: str) -> None:
         super().__init__(f"{what} not found")

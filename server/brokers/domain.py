@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
@@ -255,28 +255,3 @@ class MarketClock:
     is_open: bool
     next_open: datetime
     next_close: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Asset:
-    id: str
-    symbol: str
-    name: str
-    exchange: str
-    asset_class: AssetClass
-    tradable: bool
-    marginable: bool
-    shortable: bool
-    easy_to_borrow: bool
-    fractionable: bool
-
-
-@dataclass(frozen=True, slots=True)
-class OptionContract:
-    symbol: str
-    underlying: str
-    type: OptionType
-    strike: Decimal
-    expiration: date
-    multiplier: int = 100
-    greeks: dict[str, Decimal] = field(default_factory=dict)

@@ -128,11 +128,6 @@ def sessions_from(calendar: MarketCalendar, moment: datetime) -> list[tuple[date
     return found
 
 
-def is_open(calendar: MarketCalendar, moment: datetime) -> bool:
-    upcoming = sessions_from(calendar, moment)
-    return bool(upcoming) and upcoming[0][0] <= moment < upcoming[0][1]
-
-
 def market_clock(calendar: MarketCalendar, moment: datetime) -> MarketClock:
     upcoming = sessions_from(calendar, moment)
     current = upcoming[0]

@@ -7,7 +7,6 @@ import pytest
 from server.brokers.paper.calendar import (
     AlwaysOpenCalendar,
     NyseCalendar,
-    is_open,
     market_clock,
     nyse_early_closes,
     nyse_holidays,
@@ -72,7 +71,7 @@ def test_early_closes() -> None:
     ],
 )
 def test_regular_session(moment: datetime, open_: bool) -> None:
-    assert is_open(NyseCalendar(), moment) is open_
+    assert market_clock(NyseCalendar(), moment).is_open is open_
 
 
 def test_clock_answers_like_alpaca() -> None:
@@ -88,5 +87,5 @@ def test_clock_answers_like_alpaca() -> None:
 
 def test_always_mode_days_end_at_midnight_in_new_york() -> None:
     moment = datetime(2026, 11, 23, 15, tzinfo=UTC)
-    assert is_open(AlwaysOpenCalendar(), moment)
+    assert market_clock(AlwaysOpenCalendar(), moment).is_open
     assert session_close(AlwaysOpenCalendar(), moment) == datetime(2026, 11, 24, 5, tzinfo=UTC)

@@ -107,8 +107,16 @@ async def test_trading_stream_delivers_this_accounts_trade_updates(facade: Facad
     updates: queue.Queue[TradeUpdate] = queue.Queue()
     stream.subscribe_trade_updates(collector(updates))
     exchange = facade.world.exchange
+    listening = asyncio.Event()
+    add_listener = exchange.add_listener
+
+    def add_and_tell(listener: Any) -> Callable[[], None]:
+        listening.set()  # the facade's /stream subscribes on the loop thread once authenticated
+        return add_listener(listener)
+
+    exchange.add_listener = add_and_tell  # type: ignore[method-assign]
     async with running(stream):
-        await asyncio.sleep(0.5)  # let the thread connect and listen before the order
+        await asyncio.wait_for(listening.wait(), WAIT_SECONDS)
         other = exchange.open_account()
         exchange.submit(other, OrderRequest("AAPL", OrderSide.BUY, qty=Decimal(1)))
         order = exchange.submit(facade.world.account_id, OrderRequest("AAPL", OrderSide.BUY, qty=Decimal(3)))

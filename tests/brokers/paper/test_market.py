@@ -136,3 +136,20 @@ def test_aggregated_bars_keep_ohlc_and_volume() -> None:
     assert third.close == minutes[14].close
     assert first.high == max(bar.high for bar in minutes[:5])
     assert second.volume == sum((bar.volume for bar in minutes[5:10]), Decimal(0))
+
+
+def test_stepping_every_symbol_each_tick_keeps_the_tape_whole() -> None:
+    # Past MAX_CATCHUP_STEPS a symbol nobody asked about jumps in one draw and prints no bars;
+    # the server's ticker calls advance_all() every tick so that never happens.
+    symbols = [spec for spec in UNIVERSE if spec.symbol in {"AAPL", "KO"}]
+    ticked = MarketSimulator(make_clock(), seed=1, universe=symbols)
+    idle = MarketSimulator(make_clock(), seed=1, universe=symbols)
+    minutes = MAX_CATCHUP_STEPS // 60 + 5
+    for _ in range(minutes * 60):
+        ticked.clock.advance(1)  # type: ignore[attr-defined]
+        idle.clock.advance(1)  # type: ignore[attr-defined]
+        ticked.advance_all()
+    live = [bar for bar in ticked.minute_bars("KO") if bar.timestamp >= MARKET_OPEN]
+    gappy = [bar for bar in idle.minute_bars("KO") if bar.timestamp >= MARKET_OPEN]
+    assert [bar.timestamp for bar in live] == [MARKET_OPEN + timedelta(minutes=m) for m in range(minutes)]
+    assert len(gappy) < 2

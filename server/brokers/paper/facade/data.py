@@ -110,7 +110,7 @@ def _stock_snapshot(request: Request, symbol: str) -> dict[str, Any]:
     minutes, days = market.minute_bars(symbol), market.daily_bars(symbol)
     trade = market.latest_trade(symbol)
     return {
-        "latestTrade": {**wire.trade(trade)} if trade else None,
+        "latestTrade": wire.trade(trade) if trade else None,
         "latestQuote": wire.quote(exchange.quote(symbol)),
         "minuteBar": wire.bar(minutes[-1]) if minutes else None,
         "dailyBar": wire.bar(days[-1]) if days else None,

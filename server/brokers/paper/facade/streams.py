@@ -240,15 +240,15 @@ class _MarketConnection:
 
 
 def _quote_message(quote: Quote) -> dict[str, Any]:
-    return {"T": "q", "S": quote.symbol, **wire.quote(quote, with_time=False), "t": _timestamp(quote.timestamp)}
+    return {"T": "q", "S": quote.symbol, **wire.quote(quote), "t": _timestamp(quote.timestamp)}
 
 
 def _trade_message(trade: Trade) -> dict[str, Any]:
-    return {"T": "t", "S": trade.symbol, **wire.trade(trade, with_time=False), "t": _timestamp(trade.timestamp)}
+    return {"T": "t", "S": trade.symbol, **wire.trade(trade), "t": _timestamp(trade.timestamp)}
 
 
 def _bar_message(bar: Bar) -> dict[str, Any]:
-    return {"T": "b", "S": bar.symbol, **wire.bar(bar, with_time=False), "t": _timestamp(bar.timestamp)}
+    return {"T": "b", "S": bar.symbol, **wire.bar(bar), "t": _timestamp(bar.timestamp)}
 
 
 def _json_default(value: object) -> object:

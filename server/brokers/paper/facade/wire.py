@@ -211,8 +211,8 @@ def trade_update(update: TradeUpdate) -> dict[str, Any]:
 # ----- market data (Alpaca's short keys) ---------------------------------------------
 
 
-def quote(item: Quote, *, with_time: bool = True) -> dict[str, Any]:
-    data: dict[str, Any] = {
+def quote(item: Quote) -> dict[str, Any]:
+    return {
         "ax": QUOTE_EXCHANGE,
         "ap": _n(item.ask_price),
         "as": _n(item.ask_size),
@@ -221,28 +221,24 @@ def quote(item: Quote, *, with_time: bool = True) -> dict[str, Any]:
         "bs": _n(item.bid_size),
         "c": ["R"],
         "z": "C",
+        "t": _t(item.timestamp),
     }
-    if with_time:
-        data["t"] = _t(item.timestamp)
-    return data
 
 
-def trade(item: Trade, *, with_time: bool = True) -> dict[str, Any]:
-    data: dict[str, Any] = {
+def trade(item: Trade) -> dict[str, Any]:
+    return {
         "x": QUOTE_EXCHANGE,
         "p": _n(item.price),
         "s": _n(item.size),
         "c": TRADE_CONDITIONS,
         "i": item.trade_id,
         "z": "C",
+        "t": _t(item.timestamp),
     }
-    if with_time:
-        data["t"] = _t(item.timestamp)
-    return data
 
 
-def bar(item: Bar, *, with_time: bool = True) -> dict[str, Any]:
-    data: dict[str, Any] = {
+def bar(item: Bar) -> dict[str, Any]:
+    return {
         "o": _n(item.open),
         "h": _n(item.high),
         "l": _n(item.low),
@@ -250,10 +246,8 @@ def bar(item: Bar, *, with_time: bool = True) -> dict[str, Any]:
         "v": _n(item.volume),
         "n": item.trade_count,
         "vw": _n(item.vwap),
+        "t": _t(item.timestamp),
     }
-    if with_time:
-        data["t"] = _t(item.timestamp)
-    return data
 
 
 def error(code: int, message: str) -> dict[str, Any]:
