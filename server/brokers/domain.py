@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class AssetClass(StrEnum):
@@ -167,9 +168,12 @@ class ReplaceRequest:
     client_order_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Order:
-    """An order as the broker reports it (a snapshot; brokers never hand out live objects)."""
+class Order(NamedTuple):
+    """An order as the broker reports it (a snapshot; brokers never hand out live objects).
+
+    A named tuple rather than a frozen dataclass: it is just as immutable and four times
+    cheaper to build, and the paper exchange builds one for every trade update.
+    """
 
     id: str
     client_order_id: str

@@ -23,6 +23,8 @@ MONEY_PLACES = Decimal("0.01")
 # Book values keep 9 decimal places, so sums stay exact within Decimal's 28 digits.
 COST_PLACES = Decimal("0.000000001")
 PriceLookup = Callable[[str], Decimal]
+# The valuation's three buckets, in the order market_values returns them.
+LONG_STOCK, SHORT_STOCK, LONG_OPTIONS = range(3)
 
 
 @dataclass(slots=True)
@@ -40,6 +42,11 @@ class Holding:
     def market_value(self, price: Decimal) -> Decimal:
         return self.qty * price * self.multiplier
 
+    def bucket(self, value: Decimal) -> int:
+        if self.asset_class is AssetClass.US_OPTION:
+            return LONG_OPTIONS
+        return LONG_STOCK if value >= 0 else SHORT_STOCK
+
 
 @dataclass(slots=True)
 class PaperAccount:
@@ -50,6 +57,9 @@ class PaperAccount:
     cash: Decimal = ZERO
     realized_pl: Decimal = ZERO
     holdings: dict[str, Holding] = field(default_factory=dict)
+    # The last valuation and the pricing generation it was made at (see market_values).
+    _marks: list[Decimal] = field(default_factory=lambda: [ZERO, ZERO, ZERO])
+    _marked_at: int | None = None
 
     def __post_init__(self) -> None:
         self.cash = self.starting_cash
@@ -59,12 +69,37 @@ class PaperAccount:
         return holding.qty if holding else ZERO
 
     def apply_fill(
-        self, symbol: str, asset_class: AssetClass, side: OrderSide, qty: Decimal, price: Decimal, multiplier: int
+        self,
+        symbol: str,
+        asset_class: AssetClass,
+        side: OrderSide,
+        qty: Decimal,
+        price: Decimal,
+        multiplier: int,
+        *,
+        mark: tuple[int, Decimal] | None = None,
     ) -> Decimal:
-        """Book a fill; returns the position quantity after it."""
+        """Book a fill; returns the position quantity after it.
+
+        `mark` is (pricing generation, the symbol's price then): with it, a valuation made
+        at that generation is carried forward instead of being thrown away."""
         signed = qty if side is OrderSide.BUY else -qty
         self.cash -= signed * price * multiplier
         holding = self.holdings.setdefault(symbol, Holding(symbol, asset_class, multiplier))
+        if mark is not None and mark[0] == self._marked_at:
+            before = holding.market_value(mark[1])
+            self._marks[holding.bucket(before)] -= before
+            self._book(holding, signed, price, multiplier)
+            after = holding.market_value(mark[1])
+            self._marks[holding.bucket(after)] += after
+        else:
+            self._marked_at = None
+            self._book(holding, signed, price, multiplier)
+        if holding.qty == 0:
+            del self.holdings[symbol]
+        return holding.qty
+
+    def _book(self, holding: Holding, signed: Decimal, price: Decimal, multiplier: int) -> None:
         if holding.qty == 0 or (holding.qty > 0) == (signed > 0):
             holding.cost_basis += signed * price * multiplier
             holding.qty += signed
@@ -84,9 +119,6 @@ class PaperAccount:
             if opening:
                 holding.qty = signed / abs(signed) * opening
                 holding.cost_basis = holding.qty * price * multiplier
-        if holding.qty == 0:
-            del self.holdings[symbol]
-        return holding.qty
 
     def settle(self, symbol: str, value_per_unit: Decimal) -> Decimal:
         """Close a position for cash at `value_per_unit` (options expiring); returns the qty closed."""
@@ -98,18 +130,21 @@ class PaperAccount:
         self.apply_fill(symbol, holding.asset_class, side, abs(qty), value_per_unit, holding.multiplier)
         return qty
 
-    def market_values(self, price_of: PriceLookup) -> tuple[Decimal, Decimal, Decimal]:
-        """(long stock, short stock, long options) market values."""
-        long_stock = short_stock = long_options = ZERO
+    def market_values(self, price_of: PriceLookup, generation: int | None = None) -> tuple[Decimal, Decimal, Decimal]:
+        """(long stock, short stock, long options) market values.
+
+        With a pricing `generation` (a number that changes whenever prices may have), the
+        valuation is kept and reused until the generation changes: checking an order then
+        costs the same with one position or a hundred."""
+        if generation is not None and generation == self._marked_at:
+            long_stock, short_stock, long_options = self._marks
+            return long_stock, short_stock, long_options
+        marks = [ZERO, ZERO, ZERO]
         for holding in self.holdings.values():
             value = holding.market_value(price_of(holding.symbol))
-            if holding.asset_class is AssetClass.US_OPTION:
-                long_options += value
-            elif value >= 0:
-                long_stock += value
-            else:
-                short_stock += value
-        return long_stock, short_stock, long_options
+            marks[holding.bucket(value)] += value
+        self._marks, self._marked_at = marks, generation
+        return marks[LONG_STOCK], marks[SHORT_STOCK], marks[LONG_OPTIONS]
 
     def equity(self, price_of: PriceLookup) -> Decimal:
         return self.cash + sum(self.market_values(price_of), ZERO)
@@ -117,8 +152,8 @@ class PaperAccount:
     def multiplier(self, price_of: PriceLookup) -> int:
         return MARGIN_MULTIPLIER if self.equity(price_of) >= MIN_EQUITY_FOR_MARGIN else 1
 
-    def buying_power(self, price_of: PriceLookup, reserved: Decimal = ZERO) -> Decimal:
-        long_stock, short_stock, long_options = self.market_values(price_of)
+    def buying_power(self, price_of: PriceLookup, reserved: Decimal = ZERO, generation: int | None = None) -> Decimal:
+        long_stock, short_stock, long_options = self.market_values(price_of, generation)
         equity = self.cash + long_stock + short_stock + long_options
         multiplier = MARGIN_MULTIPLIER if equity >= MIN_EQUITY_FOR_MARGIN else 1
         used = long_stock - short_stock + MARGIN_MULTIPLIER * long_options

@@ -8,7 +8,6 @@ the exchange by moving a ManualClock and calling `advance()`.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -41,6 +40,7 @@ from server.brokers.paper import matching, options, risk
 from server.brokers.paper.accounts import PaperAccount
 from server.brokers.paper.book import OrderBook
 from server.brokers.paper.calendar import MarketCalendar, market_clock, session_close, sessions_from
+from server.brokers.paper.ids import new_id
 from server.brokers.paper.instruments import Instrument, Instruments
 from server.brokers.paper.market import MarketSimulator
 from server.brokers.paper.orders import PaperOrder, exit_legs, validate_request
@@ -69,8 +69,16 @@ class PaperExchange:
         self._accounts: dict[str, PaperAccount] = {}
         self.book = OrderBook()
         self._listeners: list[TradeListener] = []
-        self._step = market.current_step()
         self._session: tuple[datetime, datetime] | None = None
+        # Per-step memos: a quote, a price or "is the market open" is computed once per
+        # step, however many orders and valuations ask for it.
+        self._quotes: dict[str, Quote] = {}
+        self._prices: dict[str, Decimal] = {}
+        self._open_now = False
+        self._generation = 0  # bumped with every step: account valuations are kept per generation
+        self._last_emitted: tuple[PaperOrder, Order] | None = None
+        self._step = -1
+        self._reach(market.current_step())
 
     # ----- accounts -------------------------------------------------------------------
 
@@ -121,16 +129,27 @@ class PaperExchange:
 
     def _quote(self, symbol: str) -> Quote:
         """The quote at the step the exchange has reached: no clock arithmetic on hot paths."""
-        step = self._step
-        if self.market.has_symbol(symbol):
-            return self.market.quote_at_step(symbol, step)
-        if self.instruments.resolve(symbol) is None:
-            raise UnknownSymbolError([symbol])
-        return self.instruments.quote_at_step(symbol, step)
+        quote = self._quotes.get(symbol)
+        if quote is None:
+            step = self._step
+            if self.market.has_symbol(symbol):
+                quote = self.market.quote_at_step(symbol, step)
+            elif self.instruments.resolve(symbol) is None:
+                raise UnknownSymbolError([symbol])
+            else:
+                quote = self.instruments.quote_at_step(symbol, step)
+            self._quotes[symbol] = quote
+        return quote
 
     def price_of(self, symbol: str) -> Decimal:
-        quote = self._quote(symbol)
-        return (quote.bid_price + quote.ask_price) / 2
+        price = self._prices.get(symbol)
+        if price is None:
+            quote = self._quote(symbol)
+            price = self._prices[symbol] = (quote.bid_price + quote.ask_price) / 2
+        return price
+
+    def _buying_power(self, account: PaperAccount) -> Decimal:
+        return account.buying_power(self.price_of, self.book.reserved(account.id), self._generation)
 
     def add_listener(self, listener: TradeListener) -> Callable[[], None]:
         self._listeners.append(listener)
@@ -146,13 +165,23 @@ class PaperExchange:
         validate_request(request, fractionable=instrument.fractionable, is_option=instrument.contract is not None)
         if instrument.contract is not None and instrument.contract.expiration < self.instruments.today():
             raise OrderRejectedError(f"option contract {request.symbol} has expired", field="symbol")
-        holds = risk.check_order(account, request, instrument, self.book, self._quote, self.price_of)
+        holds = risk.check_order(account, request, instrument, self.book, self._quote, self._buying_power)
         order = self._new_order(account_id, request, instrument, holds)
         self._emit(order, TradeEvent.NEW)
         for leg in order.legs:
             if leg.status is OrderStatus.NEW:
                 self._emit(leg, TradeEvent.NEW)
         self._work(order, immediate=True)
+        return self._snapshot(order)
+
+    def _snapshot(self, order: PaperOrder) -> Order:
+        """The order as it stands, reusing the snapshot just emitted for it when nothing in
+        it can have changed since. Every change but one is followed by an event; the
+        exception is a trailing stop's water mark, moved by matching, so it is compared.
+        Orders with legs are rebuilt, since their legs change with their own events."""
+        last = self._last_emitted
+        if last is not None and last[0] is order and not order.legs and last[1].hwm == order.hwm:
+            return last[1]
         return order.snapshot()
 
     def _instrument(self, symbol: str) -> Instrument:
@@ -240,7 +269,7 @@ class PaperExchange:
                 self._quote(old.symbol),
                 old.multiplier,
             )
-            available = self._account(account_id).buying_power(self.price_of, self.book.reserved(account_id))
+            available = self._buying_power(self._account(account_id))
             if holds - old.reserved > available:
                 raise InsufficientBuyingPowerError()
         else:
@@ -268,7 +297,7 @@ class PaperExchange:
         self.book.add(new)
         self._emit(new, TradeEvent.NEW)
         self._work(new, immediate=True)
-        return new.snapshot()
+        return self._snapshot(new)
 
     def close_position(
         self, account_id: str, symbol: str, *, qty: Decimal | None = None, percentage: Decimal | None = None
@@ -303,10 +332,18 @@ class PaperExchange:
             step = self._step
             while step < target:
                 step = min(target, step + stride)
-                self._step = step
-                self._run_step(step)
-        self._step = target
+                self._reach(step)
+                self._run_step()
+        self._reach(target)
         self._settle_expired_options(self.market.time_of_step(target))
+
+    def _reach(self, step: int) -> None:
+        if step != self._step:
+            self._step = step
+            self._generation += 1
+            self._quotes.clear()
+            self._prices.clear()
+            self._open_now = self._session_open(self.market.time_of_step(step))
 
     def _settle_expired_options(self, moment: datetime) -> None:
         """Past 16:00 New York on expiration day: open orders expire, positions settle in cash."""
@@ -322,16 +359,16 @@ class PaperExchange:
                 if contract is not None and moment >= options.expiry_moment(contract.expiration):
                     account.settle(symbol, self.instruments.intrinsic_value(contract))
 
-    def _run_step(self, step: int) -> None:
-        moment = self.market.time_of_step(step)
+    def _run_step(self) -> None:
+        moment = self.market.time_of_step(self._step)
         for order in self.book.open_orders():
             if order.is_open and order.expires_at is not None and moment >= order.expires_at:
                 self._close(order, OrderStatus.EXPIRED, TradeEvent.EXPIRED)
-        if not self._session_open(moment):
+        if not self._open_now:
             return
         for order in self.book.open_orders():
             if order.is_open and order.status is not OrderStatus.HELD:
-                self._work(order, step=step)
+                self._work(order)
 
     def _current_session(self, moment: datetime) -> tuple[datetime, datetime] | None:
         """The session open at `moment`, or the next one (cached until it closes)."""
@@ -348,12 +385,12 @@ class PaperExchange:
         session = self._current_session(moment)
         return session[1] if session is not None else session_close(self.calendar, moment)
 
-    def _work(self, order: PaperOrder, *, immediate: bool = False, step: int | None = None) -> None:
+    def _work(self, order: PaperOrder, *, immediate: bool = False) -> None:
+        """Trade the order against the quote at the step the exchange has reached."""
         if order.status is OrderStatus.HELD or not order.is_open:
             return
-        now_step = self.market.current_step() if step is None else step
-        market_open = self._session_open(self.market.time_of_step(now_step))
-        quote = self.instruments.quote_at_step(order.symbol, now_step)
+        market_open = self._open_now
+        quote = self._quote(order.symbol)
         tif = order.time_in_force
         if tif is TimeInForce.FOK and immediate and not (market_open and matching.fully_fillable(order, quote)):
             self._close(order, OrderStatus.CANCELED, TradeEvent.CANCELED)
@@ -370,7 +407,13 @@ class PaperExchange:
         if order.qty is None:
             order.qty = fill.qty
         position_qty = account.apply_fill(
-            order.symbol, order.asset_class, order.side, fill.qty, fill.price, order.multiplier
+            order.symbol,
+            order.asset_class,
+            order.side,
+            fill.qty,
+            fill.price,
+            order.multiplier,
+            mark=(self._generation, self.price_of(order.symbol)),
         )
         order.filled_qty += fill.qty
         order.filled_value += fill.qty * fill.price
@@ -423,11 +466,16 @@ class PaperExchange:
         fill: matching.Fill | None = None,
         position_qty: Decimal | None = None,
     ) -> None:
+        if not self._listeners:
+            self._last_emitted = None
+            return
+        snapshot = order.snapshot()
+        self._last_emitted = (order, snapshot)
         update = TradeUpdate(
             event=event,
-            order=order.snapshot(),
+            order=snapshot,
             timestamp=order.updated_at or self.now(),
-            execution_id=str(uuid.uuid4()) if fill else None,
+            execution_id=new_id() if fill else None,
             price=fill.price if fill else None,
             qty=fill.qty if fill else None,
             position_qty=position_qty,
@@ -437,7 +485,7 @@ class PaperExchange:
 
 
 def _flat(order: PaperOrder) -> Order:
-    return replace(order.snapshot(), legs=())
+    return order.snapshot()._replace(legs=())
 
 
 def _with(request: OrderRequest, **changes: object) -> OrderRequest:

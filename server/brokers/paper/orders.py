@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -18,6 +17,7 @@ from server.brokers.domain import (
     OrderType,
     TimeInForce,
 )
+from server.brokers.paper.ids import new_id
 
 ZERO = Decimal(0)
 MAX_CLIENT_ORDER_ID_LENGTH = 128
@@ -32,7 +32,7 @@ class PaperOrder:
     multiplier: int
     status: OrderStatus
     created_at: datetime
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = field(default_factory=new_id)
     client_order_id: str = ""
     qty: Decimal | None = None
     limit_price: Decimal | None = None
@@ -55,7 +55,7 @@ class PaperOrder:
     reserved: Decimal = ZERO  # buying power this order still holds
 
     def __post_init__(self) -> None:
-        self.client_order_id = self.client_order_id or self.request.client_order_id or str(uuid.uuid4())
+        self.client_order_id = self.client_order_id or self.request.client_order_id or new_id()
         self.qty = self.qty if self.qty is not None else self.request.qty
         self.limit_price = self.limit_price if self.limit_price is not None else self.request.limit_price
         self.stop_price = self.stop_price if self.stop_price is not None else self.request.stop_price

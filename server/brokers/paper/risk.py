@@ -20,7 +20,7 @@ from server.brokers.paper.instruments import Instrument
 
 ZERO = Decimal(0)
 QuoteOf = Callable[[str], Quote]
-PriceOf = Callable[[str], Decimal]
+BuyingPowerOf = Callable[[PaperAccount], Decimal]
 
 
 def exposure(request: OrderRequest, qty: Decimal | None, held: Decimal, quote: Quote, multiplier: int) -> Decimal:
@@ -42,7 +42,7 @@ def check_order(
     instrument: Instrument,
     book: OrderBook,
     quote_of: QuoteOf,
-    price_of: PriceOf,
+    buying_power_of: BuyingPowerOf,
 ) -> Decimal:
     """Raise Alpaca's rejection, or return the buying power the order will hold."""
     held = account.position_qty(request.symbol)
@@ -59,6 +59,6 @@ def check_order(
         if request.notional is not None or qty != qty.to_integral():
             raise OrderRejectedError("fractional orders cannot be sold short", code=42210000, status=422)
     cost = exposure(request, request.qty, held, quote_of(request.symbol), instrument.multiplier)
-    if cost > account.buying_power(price_of, book.reserved(account.id)):
+    if cost > buying_power_of(account):
         raise InsufficientBuyingPowerError()
     return cost
