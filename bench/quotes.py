@@ -17,12 +17,8 @@ from tempfile import TemporaryDirectory
 
 from server.api.context import Context
 from server.api.schema import schema
-from server.brokers.paper.calendar import AlwaysOpenCalendar
 from server.brokers.paper.clock import ManualClock
-from server.brokers.paper.exchange import PaperExchange
-from server.brokers.paper.market import MarketSimulator
-from server.brokers.paper.market_data import PaperQuoteSource
-from server.services import Services
+from server.services import Services, run_services
 from server.settings import Settings
 
 ROUNDS = 5
@@ -45,45 +41,41 @@ async def _best_rate(operation: Callable[[], Awaitable[object]]) -> float:
 
 async def main() -> None:
     clock = ManualClock(datetime(2026, 11, 23, 15, tzinfo=UTC))
-    market = MarketSimulator(clock, seed=1)
-    source = PaperQuoteSource(market)
     with TemporaryDirectory() as tmp:
-        settings = Settings(_env_file=None, data_dir=Path(tmp), auto_migrate=False)  # type: ignore[call-arg]
-        exchange = PaperExchange(market, AlwaysOpenCalendar())
-        services = Services(  # no database: the quote path never touches it
-            settings=settings,
-            engine=None,
-            sessions=None,
-            clock=clock,
-            market=market,  # type: ignore[arg-type]
-            exchange=exchange,
-            quote_source=source,
-            passwords=None,  # type: ignore[arg-type]
-            access_tokens=None,  # type: ignore[arg-type]
-            vault=None,  # type: ignore[arg-type]
+        settings = Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            data_dir=Path(tmp),
+            rate_limit_anonymous_per_minute=10**9,  # measure the limiter's cost, not its refusals
         )
-        symbols = list(market.assets)[:50]
-        batch = BATCH_QUERY % str(symbols).replace("'", '"')
+        async with run_services(settings, clock=clock) as services:
+            await _measure(services)
 
-        async def simulator_quote() -> object:
-            clock.advance(1)
-            return market.quote("AAPL")
 
-        async def graphql_quote() -> object:
-            clock.advance(1)
-            result = await schema.execute(QUERY, context_value=Context(request=None, response=None, services=services))  # type: ignore[arg-type]
-            assert result.errors is None
-            return result
+async def _measure(services: Services) -> None:
+    clock, market = services.clock, services.market
+    assert isinstance(clock, ManualClock)
+    symbols = list(market.assets)[:50]
+    batch = BATCH_QUERY % str(symbols).replace("'", '"')
 
-        async def graphql_batch() -> object:
-            clock.advance(1)
-            result = await schema.execute(batch, context_value=Context(request=None, response=None, services=services))  # type: ignore[arg-type]
-            assert result.errors is None
-            return result
+    async def simulator_quote() -> object:
+        clock.advance(1)
+        return market.quote("AAPL")
 
-        raw = await _best_rate(simulator_quote)
-        one = await _best_rate(graphql_quote)
-        fifty = await _best_rate(graphql_batch)
+    async def graphql_quote() -> object:
+        clock.advance(1)
+        result = await schema.execute(QUERY, context_value=Context(request=None, response=None, services=services))
+        assert result.errors is None
+        return result
+
+    async def graphql_batch() -> object:
+        clock.advance(1)
+        result = await schema.execute(batch, context_value=Context(request=None, response=None, services=services))
+        assert result.errors is None
+        return result
+
+    raw = await _best_rate(simulator_quote)
+    one = await _best_rate(graphql_quote)
+    fifty = await _best_rate(graphql_batch)
 
     print(f"Python {platform.python_version()} on {platform.machine()}, median of {ROUNDS} one-second rounds\n")
     print("| operation | per second | vs. simulator |")

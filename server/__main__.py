@@ -1,8 +1,9 @@
-"""Command line: `python -m server [serve|migrate]`."""
+"""Command line: `python -m server [serve|migrate|rotate-keys|paper-exchange]`."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Sequence
@@ -12,10 +13,12 @@ from starlette.applications import Starlette
 
 from server.app import create_app
 from server.brokers.paper.facade import standalone
-from server.db import upgrade_database
+from server.db import create_engine, session_factory, upgrade_database
 from server.log import configure_logging
 from server.security.secrets import ConfigurationError, resolve_secrets
+from server.security.vault import Vault
 from server.settings import Settings
+from server.users.rotation import RotationReport, rotate_credentials
 
 logger = logging.getLogger("server")
 
@@ -27,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="interface to bind (default: HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (default: PORT or 8081; 0 picks a free one)")
     commands.add_parser("migrate", help="apply database migrations and exit")
+    commands.add_parser("rotate-keys", help="re-encrypt stored broker keys with the first FERNET_KEYS key")
     exchange = commands.add_parser("paper-exchange", help="serve the paper exchange over Alpaca's REST and streams")
     standalone.add_arguments(exchange)
     return parser
@@ -55,17 +59,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings(**overrides)
     configure_logging(settings.log_level)
     try:
-        resolve_secrets(settings)
+        secrets = resolve_secrets(settings)
     except ConfigurationError as error:
         logger.error("refusing to start: %s", error)
         return 2
-    if args.command == "migrate":
+    if args.command in {"migrate", "rotate-keys"}:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         upgrade_database(settings.database_url)
         logger.info("migrations applied")
+    if args.command == "migrate":
         return 0
+    if args.command == "rotate-keys":
+        report = asyncio.run(_rotate_keys(settings.database_url, Vault(secrets.fernet_keys)))
+        return 0 if not report.unreadable else 1
     run_uvicorn(create_app(settings), settings.host, settings.port)
     return 0
+
+
+async def _rotate_keys(database_url: str, vault: Vault) -> RotationReport:
+    engine = create_engine(database_url)
+    try:
+        return await rotate_credentials(session_factory(engine), vault)
+    finally:
+        await engine.dispose()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
@@ -77,10 +78,27 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         ],
         middleware=[
             Middleware(RequestIdMiddleware),
+            *_cors(settings),
             Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes),
         ],
         lifespan=lifespan,
     )
+
+
+def _cors(settings: Settings) -> list[Middleware]:
+    """Cross-origin calls only from the listed origins, bearer tokens only (no cookies)."""
+    if not settings.allowed_origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+            allow_credentials=False,
+            max_age=600,
+        )
+    ]
 
 
 def app_from_env() -> Starlette:

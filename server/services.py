@@ -13,6 +13,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server.brokers.alpaca.keys import AlpacaKeyChecker
 from server.brokers.base import QuoteSource
 from server.brokers.paper.calendar import make_calendar
 from server.brokers.paper.clock import Clock, WallClock
@@ -21,10 +22,14 @@ from server.brokers.paper.market import MarketSimulator
 from server.brokers.paper.market_data import PaperQuoteSource
 from server.db import create_engine, session_factory, upgrade_database_async
 from server.security.passwords import HashingParameters, PasswordService
+from server.security.ratelimit import RateLimits
 from server.security.secrets import resolve_secrets
 from server.security.tokens import AccessTokens
 from server.security.vault import Vault
 from server.settings import Settings
+from server.users.admin import UserAdmin
+from server.users.brokers import BrokerConnections
+from server.users.service import UserService
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +46,10 @@ class Services:
     passwords: PasswordService
     access_tokens: AccessTokens
     vault: Vault
+    users: UserService
+    admin: UserAdmin
+    connections: BrokerConnections
+    limits: RateLimits
 
 
 @asynccontextmanager
@@ -57,27 +66,48 @@ async def run_services(settings: Settings, *, clock: Clock | None = None) -> Asy
     exchange = PaperExchange(market, make_calendar(settings.market_hours), starting_cash=settings.paper_starting_cash)
     # On the wall clock the market ticks by itself; tests with a manual clock step it.
     ticker = asyncio.create_task(run_ticker(exchange, settings.market_tick_seconds)) if wall_clock else None
+    sessions = session_factory(engine)
+    passwords = PasswordService(
+        HashingParameters(time_cost=settings.password_hash_time_cost, memory_cost=settings.password_hash_memory_kib)
+    )
+    access_tokens = AccessTokens(
+        secrets.jwt_secret,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        lifetime=timedelta(minutes=settings.access_token_minutes),
+        now=clock.now,
+    )
+    vault = Vault(secrets.fernet_keys)
     try:
         yield Services(
             settings=settings,
             engine=engine,
-            sessions=session_factory(engine),
+            sessions=sessions,
             clock=clock,
             market=market,
             exchange=exchange,
             quote_source=PaperQuoteSource(market),
-            passwords=PasswordService(
-                HashingParameters(
-                    time_cost=settings.password_hash_time_cost, memory_cost=settings.password_hash_memory_kib
-                )
+            passwords=passwords,
+            access_tokens=access_tokens,
+            vault=vault,
+            users=UserService(
+                sessions,
+                passwords,
+                access_tokens,
+                refresh_lifetime=timedelta(days=settings.refresh_token_days),
+                now=clock.now,
             ),
-            access_tokens=AccessTokens(
-                secrets.jwt_secret,
-                issuer=settings.jwt_issuer,
-                audience=settings.jwt_audience,
-                lifetime=timedelta(minutes=settings.access_token_minutes),
+            admin=UserAdmin(sessions, now=clock.now),
+            connections=BrokerConnections(
+                sessions,
+                vault,
+                AlpacaKeyChecker(
+                    trading_url=settings.alpaca_trading_url, timeout_seconds=settings.broker_timeout_seconds
+                ),
+                allow_live=settings.allow_live_trading,
+                now=clock.now,
             ),
-            vault=Vault(secrets.fernet_keys),
+            limits=RateLimits.from_settings(settings),
         )
     finally:
         if ticker is not None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from server.brokers.paper.calendar import MarketHoursMode
 
@@ -68,6 +68,34 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=10, ge=2)
     max_aliases: int = Field(default=30, ge=1)
     max_tokens: int = Field(default=2000, ge=50)
+
+    # Browser origins allowed to call the API (CORS) and open WebSockets; empty means same-origin only.
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    rate_limit_user_per_minute: int = Field(default=600, ge=1)
+    rate_limit_anonymous_per_minute: int = Field(default=120, ge=1)
+    rate_limit_orders_per_minute: int = Field(default=120, ge=1)
+    login_attempts_per_username: int = Field(default=5, ge=1)
+    login_attempts_per_ip: int = Field(default=30, ge=1)
+    login_attempt_window_minutes: int = Field(default=15, ge=1)
+    rate_limit_max_keys: int = Field(default=10000, ge=100)
+
+    allow_live_trading: bool = False
+    alpaca_trading_url: str | None = None
+    broker_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _no_wildcard(cls, value: list[str]) -> list[str]:
+        if "*" in value:
+            raise ValueError("list the allowed origins; '*' is not accepted")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -5,20 +5,25 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.types import Info as StrawberryInfo
 
+from server.api.identity import ANONYMOUS, Authentication
 from server.api.market.loaders import QuoteLoader, quote_loader
+from server.api.users.loaders import UserLoader, user_loader
 from server.services import Services
+from server.users.audit import Actor
 
 
 @dataclass(frozen=True, slots=True)
 class Loaders:
     quotes: QuoteLoader
+    users: UserLoader
 
 
 # Each operation runs in its own task, so a context variable keeps concurrent operations
@@ -31,6 +36,15 @@ class Context:
     request: Request | WebSocket | None
     response: Response | None
     services: Services
+    auth: Authentication = ANONYMOUS
+    client_ip: str | None = None
+    # Set by Strawberry from a WebSocket's connection_init payload.
+    connection_params: dict[str, Any] | None = field(default=None)
+
+    @property
+    def actor(self) -> Actor:
+        claims = self.auth.claims
+        return Actor(self.client_ip, claims.user_id if claims else None)
 
     @property
     def loaders(self) -> Loaders:
@@ -42,7 +56,7 @@ class Context:
 
 @contextmanager
 def fresh_loaders(context: Context) -> Iterator[Loaders]:
-    loaders = Loaders(quotes=quote_loader(context.services.quote_source))
+    loaders = Loaders(quotes=quote_loader(context.services.quote_source), users=user_loader(context.services.sessions))
     token = _operation_loaders.set(loaders)
     try:
         yield loaders

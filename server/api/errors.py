@@ -22,6 +22,7 @@ from strawberry.types.graphql import OperationType
 
 from server.brokers.base import BrokerUnavailableError, UnknownSymbolError
 from server.log import request_id_var
+from server.security.ratelimit import RateLimited
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +53,17 @@ def bad_user_input(message: str, **extensions: Any) -> ApiError:
     return ApiError(ErrorCode.BAD_USER_INPUT, message, **extensions)
 
 
+def rate_limited(retry_after: int) -> ApiError:
+    return ApiError(ErrorCode.RATE_LIMITED, f"Too many requests; retry in {retry_after} s.", retryAfter=retry_after)
+
+
 def _from_domain(error: Exception) -> ApiError | None:
     if isinstance(error, ApiError):
         return error
     if isinstance(error, UnknownSymbolError):
         return bad_user_input(str(error), symbols=list(error.symbols))
+    if isinstance(error, RateLimited):
+        return rate_limited(error.retry_after)
     if isinstance(error, BrokerUnavailableError):
         return ApiError(ErrorCode.BROKER_UNAVAILABLE, "The broker is unavailable; try again shortly.")
     if isinstance(error, InvalidOperationTypeError):
@@ -67,7 +74,17 @@ def _from_domain(error: Exception) -> ApiError | None:
     return None
 
 
+def _is_completion_failure(error: GraphQLError) -> bool:
+    """graphql-core's own error while completing a result (a value an output type cannot
+    represent, a null in a non-null field): it has a path and no code, and it is our bug,
+    not the client's. (Client mistakes are found before execution and carry no path.)"""
+    inner = error.original_error if isinstance(error.original_error, GraphQLError) else error
+    return error.path is not None and inner.original_error is None and not (inner.extensions or {}).get("code")
+
+
 def is_expected(error: GraphQLError) -> bool:
+    if _is_completion_failure(error):
+        return False
     original = error.original_error
     return original is None or isinstance(original, GraphQLError) or _from_domain(original) is not None
 
@@ -91,7 +108,17 @@ def _rebuild(error: GraphQLError, message: str, extensions: dict[str, Any]) -> G
     )
 
 
+def _masked(error: GraphQLError) -> GraphQLError:
+    return _rebuild(
+        error,
+        "Unexpected error.",
+        {"code": ErrorCode.INTERNAL_SERVER_ERROR.value, "requestId": request_id_var.get()},
+    )
+
+
 def to_client_error(error: GraphQLError) -> GraphQLError:
+    if _is_completion_failure(error):
+        return _masked(error)
     original = error.original_error
     if isinstance(original, GraphQLError):
         return to_client_error(original)
@@ -103,11 +130,7 @@ def to_client_error(error: GraphQLError) -> GraphQLError:
     api_error = _from_domain(original)
     if api_error is not None:
         return _rebuild(error, api_error.message, {"code": api_error.code.value, **api_error.extensions})
-    return _rebuild(
-        error,
-        "Unexpected error.",
-        {"code": ErrorCode.INTERNAL_SERVER_ERROR.value, "requestId": request_id_var.get()},
-    )
+    return _masked(error)
 
 
 class ErrorCodes(MaskErrors):

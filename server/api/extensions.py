@@ -17,6 +17,7 @@ from strawberry.extensions import (
 )
 
 from server.api.context import Context, fresh_loaders
+from server.api.throttle import OperationRateLimit
 
 CACHE_SIZE = 512
 
@@ -73,5 +74,6 @@ def extensions(limits: QueryLimits) -> list[Callable[[], SchemaExtension]]:
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=CACHE_SIZE),
+        OperationRateLimit,
         OperationLoaders,
     ]

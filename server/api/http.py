@@ -8,27 +8,63 @@ from decimal import Decimal
 from cross_web import HTTPException  # what Strawberry's views raise for HTTP errors
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from server.api.context import Context
-from server.api.errors import to_client_error
+from server.api.errors import ErrorCode, to_client_error
 from server.api.extensions import QueryLimits
+from server.api.identity import authenticate, client_ip
+from server.api.origins import origin_allowed
 from server.api.schema import build_schema
 from server.services import Services
 from server.settings import Settings
 
 
 class TradingGraphQL(GraphQL[Context, None]):
+    def __init__(self, *args: object, allowed_origins: list[str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.allowed_origins = allowed_origins
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Browsers let any page open a WebSocket anywhere (no CORS): refuse other origins
+        # before the handshake completes (the client sees HTTP 403).
+        if scope["type"] == "websocket" and not origin_allowed(scope, self.allowed_origins):
+            await send({"type": "websocket.close", "code": 4403, "reason": "Origin not allowed"})
+            return
+        await super().__call__(scope, receive, send)
+
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         services: Services = request.app.state.services
         return Context(
             request=request,
             response=response if isinstance(response, Response) else None,
             services=services,
+            auth=authenticate(services.access_tokens, request.headers.get("authorization")),
+            client_ip=client_ip(request),
         )
+
+    async def on_ws_connect(self, context: Context) -> None:
+        """connection_init's `authorization` (or `Authorization`) signs the connection in;
+        a bad or expired token closes it (4403 on graphql-transport-ws)."""
+        params = context.connection_params or {}
+        authorization = params.get("authorization", params.get("Authorization"))
+        if authorization is None:
+            return
+        auth = authenticate(context.services.access_tokens, authorization)
+        if auth.claims is None:
+            raise ConnectionRejectionError(
+                {
+                    "message": f"The access token is {auth.problem or 'missing'}.",
+                    "code": ErrorCode.UNAUTHENTICATED.value,
+                }
+            )
+        context.auth = auth
+        return
 
     def decode_json(self, data: str | bytes) -> object:
         # JSON numbers become exact Decimals, never floats (Decimal arguments stay exact).
@@ -55,4 +91,9 @@ def graphql_app(settings: Settings) -> TradingGraphQL:
     limits = QueryLimits(
         max_depth=settings.max_query_depth, max_aliases=settings.max_aliases, max_tokens=settings.max_tokens
     )
-    return TradingGraphQL(build_schema(limits), graphql_ide="graphiql", allow_queries_via_get=True)
+    return TradingGraphQL(
+        build_schema(limits),
+        graphql_ide="graphiql",
+        allow_queries_via_get=True,  # queries only: Strawberry refuses mutations over GET
+        allowed_origins=settings.allowed_origins,
+    )

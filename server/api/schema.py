@@ -13,10 +13,18 @@ from server.api.errors import ErrorCodes, log_errors
 from server.api.extensions import QueryLimits, extensions
 from server.api.market.queries import MarketQuery
 from server.api.scalars import DecimalScalar
+from server.api.users.admin import AdminMutation, AdminQuery
+from server.api.users.mutations import AccountMutation
+from server.api.users.queries import AccountQuery
 
 
 @strawberry.type
-class Query(MarketQuery):
+class Query(MarketQuery, AccountQuery, AdminQuery):
+    pass
+
+
+@strawberry.type
+class Mutation(AccountMutation, AdminMutation):
     pass
 
 
@@ -26,9 +34,13 @@ class TradingSchema(strawberry.Schema):
 
 
 def build_schema(limits: QueryLimits | None = None) -> TradingSchema:
+    # Not StrawberryConfig(sort_schema=True): sorting rebuilds the enum types as plain
+    # graphql-core ones, which cannot serialise Python enum values ("Enum 'Role' cannot
+    # represent value"). schema.graphql is in definition order, as `strawberry export-schema` prints it.
     return TradingSchema(
         query=Query,
-        config=StrawberryConfig(sort_schema=True, scalar_map={Decimal: DecimalScalar}),
+        mutation=Mutation,
+        config=StrawberryConfig(scalar_map={Decimal: DecimalScalar}),
         extensions=[*extensions(limits or QueryLimits()), ErrorCodes],
     )
 

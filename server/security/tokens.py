@@ -2,7 +2,8 @@
 
 Access tokens are HS256 JWTs carrying exp, iat, nbf, iss, aud, sub, jti and the role.
 Decoding pins the algorithm, so `alg: none` and algorithm swaps are refused, and every
-claim is required. Refresh tokens are random strings; only their SHA-256 is stored, so a
+claim is required. Times are checked against the service's clock (the server's clock,
+which tests drive), not the machine's. Refresh tokens are random strings; only their SHA-256 is stored, so a
 copy of the database cannot be replayed.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -52,13 +54,22 @@ class IssuedToken:
 
 
 class AccessTokens:
-    def __init__(self, secret: str, *, issuer: str, audience: str, lifetime: timedelta) -> None:
+    def __init__(
+        self,
+        secret: str,
+        *,
+        issuer: str,
+        audience: str,
+        lifetime: timedelta,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         if len(secret.encode()) < MIN_SECRET_BYTES:
             raise ValueError(f"the JWT secret must be at least {MIN_SECRET_BYTES} bytes")
         self._secret = secret
         self._issuer = issuer
         self._audience = audience
         self._lifetime = lifetime
+        self._now = now
 
     def issue(self, user_id: str, role: str, now: datetime) -> IssuedToken:
         token_id = uuid.uuid4().hex
@@ -84,22 +95,31 @@ class AccessTokens:
                 algorithms=[ALGORITHM],
                 audience=self._audience,
                 issuer=self._issuer,
-                leeway=LEEWAY_SECONDS,
-                options={"require": REQUIRED_CLAIMS},
+                options={
+                    "require": REQUIRED_CLAIMS,
+                    # Checked below against our clock instead of the machine's.
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
             )
-        except jwt.ExpiredSignatureError:
-            raise TokenError(TokenProblem.EXPIRED) from None
         except jwt.PyJWTError:
             raise TokenError(TokenProblem.INVALID) from None
         role = claims.get("role")
-        if not isinstance(claims["sub"], str) or not isinstance(role, str):
+        times = [claims.get(name) for name in ("exp", "nbf", "iat")]
+        if not isinstance(claims["sub"], str) or not isinstance(role, str) or not all(_is_time(t) for t in times):
             raise TokenError(TokenProblem.INVALID)
-        return AccessClaims(
-            user_id=claims["sub"],
-            role=role,
-            token_id=str(claims["jti"]),
-            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
-        )
+        expires, not_before, issued = (datetime.fromtimestamp(t, UTC) for t in times)
+        now, leeway = self._now(), timedelta(seconds=LEEWAY_SECONDS)
+        if not_before > now + leeway or issued > now + leeway:
+            raise TokenError(TokenProblem.INVALID)
+        if expires <= now - leeway:
+            raise TokenError(TokenProblem.EXPIRED)
+        return AccessClaims(user_id=claims["sub"], role=role, token_id=str(claims["jti"]), expires_at=expires)
+
+
+def _is_time(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 2**33
 
 
 def new_refresh_token() -> tuple[str, str]:

@@ -23,17 +23,14 @@ from server.models import BrokerConnection, RefreshToken, User, new_id
 from server.security.passwords import PasswordService, check_password_policy
 from server.security.tokens import AccessTokens, IssuedToken, hash_refresh_token, new_refresh_token
 from server.users.audit import Actor, record
+from server.users.brokers import PreparedConnection, add_connection
+from server.users.problems import UserProblem
+
+__all__ = ["Session", "UserProblem", "UserService"]
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{2,31}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 MAX_EMAIL_LENGTH = 254
-
-
-@dataclass(frozen=True, slots=True)
-class UserProblem:
-    code: str
-    message: str
-    field: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +60,11 @@ class UserService:
 
     # ----- registration ---------------------------------------------------------------
 
-    async def register(self, username: str, email: str, password: str, actor: Actor) -> Session | list[UserProblem]:
+    async def register(
+        self, username: str, email: str, password: str, actor: Actor, *, broker: PreparedConnection | None = None
+    ) -> Session | list[UserProblem]:
+        """A new user with a default paper connection; `broker`, already checked with the
+        broker, is added too and becomes the default."""
         username, email = username.strip().lower(), email.strip().lower()
         problems = _check_identity(username, email) + [
             UserProblem(v.code, v.message, "password")
@@ -80,7 +81,9 @@ class UserService:
             except IntegrityError:
                 await session.rollback()
                 return [await self._which_is_taken(username, email)]
-            session.add(BrokerConnection(user_id=user.id, kind="PAPER", label="paper", is_default=True))
+            session.add(BrokerConnection(user_id=user.id, kind="PAPER", label="paper", is_default=broker is None))
+            if broker is not None:
+                await add_connection(session, user.id, broker, make_default=True)
             record(session, "register", "success", Actor(actor.ip, user.id), username=username)
             issued = await self._start_session(session, user, actor, family_id=new_id())
             await session.commit()

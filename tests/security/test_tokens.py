@@ -85,3 +85,29 @@ def test_refresh_tokens_are_random_and_stored_hashed() -> None:
     assert len(first) >= 40
     assert first_hash == hash_refresh_token(first)
     assert first not in first_hash
+
+
+def test_times_are_checked_against_the_injected_clock() -> None:
+    long_ago = datetime(2020, 1, 1, tzinfo=UTC)
+    clock = [long_ago]
+    service = AccessTokens(
+        SECRET, issuer="alpaca-graphql", audience="trading-api", lifetime=timedelta(minutes=15), now=lambda: clock[0]
+    )
+    token = service.issue("user-1", "user", long_ago).token
+    assert service.decode(token).user_id == "user-1"  # valid in the clock's time, not the machine's
+    clock[0] = long_ago + timedelta(minutes=16)
+    with pytest.raises(TokenError) as raised:
+        service.decode(token)
+    assert raised.value.problem is TokenProblem.EXPIRED
+
+
+def test_tokens_from_the_future_are_refused() -> None:
+    _refused(tokens().issue("user-1", "user", NOW + timedelta(hours=1)).token)
+
+
+def test_non_numeric_times_are_refused() -> None:
+    claims = jwt.decode(tokens().issue("user-1", "user", NOW).token, options={"verify_signature": False})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        forged = jwt.encode({**claims, "exp": True}, SECRET, algorithm="HS256")
+    _refused(forged)

@@ -1,0 +1,39 @@
+"""Per-caller rate limit on operations: per user when signed in, per client address otherwise.
+
+Checked once per operation, after validation and before anything runs. Over the limit,
+the operation does not run: its result is a RATE_LIMITED error with `retryAfter`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from server.api.context import Context
+from server.api.errors import rate_limited
+from server.security.ratelimit import RateLimited
+
+
+class OperationRateLimit(SchemaExtension):
+    async def on_execute(self) -> AsyncIterator[None]:
+        context = self.execution_context.context
+        if isinstance(context, Context):
+            limits = context.services.limits
+            claims = context.auth.claims
+            try:
+                if claims is not None:
+                    await limits.user.hit(claims.user_id)
+                else:
+                    await limits.anonymous.hit(context.client_ip or "unknown")
+            except RateLimited as error:
+                refusal = rate_limited(error.retry_after)
+                self.execution_context.result = GraphQLExecutionResult(
+                    data=None,
+                    errors=[
+                        GraphQLError(refusal.message, extensions={"code": refusal.code.value, **refusal.extensions})
+                    ],
+                )
+        yield

@@ -1,0 +1,76 @@
+"""Admin-only operations: list users, disable or enable one, risk limits and the kill switch."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import strawberry
+
+from server.api.auth import admin_user
+from server.api.context import Info
+from server.api.users.inputs import RiskLimitsInput
+from server.api.users.types import AdminUserPayload, User, UserError
+from server.models import User as UserRow
+from server.users.admin import RiskLimits
+from server.users.problems import UserProblem
+
+NOT_FOUND = UserProblem("USER_NOT_FOUND", "No user has that id.", "userId")
+MAX_NOTIONAL = Decimal(10) ** 12
+
+
+def _payload(user: UserRow | None) -> AdminUserPayload:
+    if user is None:
+        return AdminUserPayload(user_errors=UserError.of([NOT_FOUND], prefix=()))
+    return AdminUserPayload(user=User.from_row(user))
+
+
+def _check_limits(limits: RiskLimitsInput) -> list[UserProblem]:
+    problems = []
+    for name, value in (
+        ("maxOrderNotional", limits.max_order_notional),
+        ("maxPositionNotional", limits.max_position_notional),
+    ):
+        if value is not None and not 0 < value <= MAX_NOTIONAL:
+            problems.append(UserProblem("INVALID_LIMIT", f"{name} must be positive and at most 10^12.", name))
+    band = limits.price_band_percent
+    if band is not None and not 0 < band <= 100:
+        problems.append(
+            UserProblem("INVALID_LIMIT", "priceBandPercent must be above 0 and at most 100.", "priceBandPercent")
+        )
+    return problems
+
+
+@strawberry.type
+class AdminQuery:
+    @strawberry.field(description="Admin only: users in username order, `first` at most (200), after a username.")
+    async def users(self, info: Info, first: int = 50, after: str | None = None) -> list[User]:
+        await admin_user(info)
+        rows = await info.context.services.admin.list_users(first=first, after=after)
+        return [User.from_row(row) for row in rows]
+
+
+@strawberry.type
+class AdminMutation:
+    @strawberry.mutation(description="Admin only: disable a user; their sessions end and their tokens stop working.")
+    async def disable_user(self, info: Info, user_id: strawberry.ID) -> AdminUserPayload:
+        await admin_user(info)
+        return _payload(await info.context.services.admin.set_active(str(user_id), False, info.context.actor))
+
+    @strawberry.mutation(description="Admin only: let a disabled user sign in again.")
+    async def enable_user(self, info: Info, user_id: strawberry.ID) -> AdminUserPayload:
+        await admin_user(info)
+        return _payload(await info.context.services.admin.set_active(str(user_id), True, info.context.actor))
+
+    @strawberry.mutation(description="Admin only: set a user's risk limits (null keeps the server default).")
+    async def set_risk_limits(self, info: Info, user_id: strawberry.ID, input: RiskLimitsInput) -> AdminUserPayload:
+        await admin_user(info)
+        problems = _check_limits(input)
+        if problems:
+            return AdminUserPayload(user_errors=UserError.of(problems))
+        limits = RiskLimits(input.max_order_notional, input.max_position_notional, input.price_band_percent)
+        return _payload(await info.context.services.admin.set_risk_limits(str(user_id), limits, info.context.actor))
+
+    @strawberry.mutation(description="Admin only: engage or release a user's kill switch (no new orders while on).")
+    async def set_kill_switch(self, info: Info, user_id: strawberry.ID, engaged: bool) -> AdminUserPayload:
+        await admin_user(info)
+        return _payload(await info.context.services.admin.set_kill_switch(str(user_id), engaged, info.context.actor))

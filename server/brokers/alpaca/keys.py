@@ -1,0 +1,62 @@
+"""Checking a pair of Alpaca keys against the broker before they are stored.
+
+alpaca-py's clients are blocking (requests), retry 429s by sleeping, and set no request
+timeout; so the check runs in a worker thread, with alpaca-py's own retries off and a
+timeout both on the HTTP request and on the wait for the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import partial
+
+import requests
+from alpaca.common.exceptions import APIError
+from alpaca.trading.client import TradingClient
+
+logger = logging.getLogger(__name__)
+AUTH_FAILURE_STATUSES = {401, 403}
+
+
+class KeyVerdict(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"  # the broker refused the keys
+    UNAVAILABLE = "unavailable"  # the broker could not be asked
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCheck:
+    verdict: KeyVerdict
+    account_status: str | None = None
+
+
+class AlpacaKeyChecker:
+    def __init__(self, *, trading_url: str | None, timeout_seconds: float) -> None:
+        self._trading_url = trading_url
+        self._timeout = timeout_seconds
+
+    async def check(self, api_key: str, secret_key: str, *, paper: bool) -> KeyCheck:
+        call = partial(self._account_status, api_key, secret_key, paper=paper)
+        try:
+            status = await asyncio.wait_for(asyncio.to_thread(call), self._timeout + 1)
+        except APIError as error:
+            if error.status_code in AUTH_FAILURE_STATUSES:
+                return KeyCheck(KeyVerdict.REJECTED)
+            logger.warning("broker key check failed", extra={"status": error.status_code})
+            return KeyCheck(KeyVerdict.UNAVAILABLE)
+        except (requests.RequestException, TimeoutError, ValueError) as error:
+            logger.warning("broker key check failed", extra={"error": type(error).__name__})
+            return KeyCheck(KeyVerdict.UNAVAILABLE)
+        return KeyCheck(KeyVerdict.ACCEPTED, status)
+
+    def _account_status(self, api_key: str, secret_key: str, *, paper: bool) -> str:
+        client = TradingClient(api_key, secret_key, paper=paper, url_override=self._trading_url)
+        # No public knobs for these: retries are the caller's to make (never by sleeping
+        # in a pool thread), and requests waits forever unless told otherwise.
+        client._retry = 0
+        client._session.request = partial(client._session.request, timeout=self._timeout)  # type: ignore[method-assign]
+        status = getattr(client.get_account(), "status", None)
+        return str(getattr(status, "value", status))

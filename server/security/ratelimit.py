@@ -1,0 +1,93 @@
+"""Rate limits: one aiolimiter leaky bucket per key (a user, an IP, a username), LRU-bounded.
+
+A call over the limit is refused at once (`RateLimited` with the seconds to wait), never
+queued: a queued request would hold its connection open and let a flood pile up. The
+buckets live in an LRU map capped at `max_keys`, so memory does not grow with the number
+of users or addresses; a key pushed out of the map only loses the memory of its recent
+calls, which errs on the side of the caller.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from aiolimiter import AsyncLimiter
+
+from server.settings import Settings
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"rate limited; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    calls: int
+    seconds: float
+
+    @property
+    def retry_after(self) -> int:
+        """How long until the bucket has room again: it never holds more than `calls`,
+        so one call's worth drains in at most this time."""
+        return max(1, math.ceil(self.seconds / self.calls))
+
+
+class KeyedLimiter:
+    def __init__(self, rate: Rate, *, max_keys: int) -> None:
+        self.rate = rate
+        self._max_keys = max_keys
+        self._buckets: OrderedDict[str, AsyncLimiter] = OrderedDict()
+
+    def _bucket(self, key: str) -> AsyncLimiter:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = AsyncLimiter(self.rate.calls, self.rate.seconds)
+            if len(self._buckets) > self._max_keys:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+        return bucket
+
+    def check(self, key: str) -> None:
+        """Raise RateLimited if `key` has no room left (takes nothing)."""
+        if not self._bucket(key).has_capacity():
+            raise RateLimited(self.rate.retry_after)
+
+    async def hit(self, key: str) -> None:
+        """Take one call from `key`'s bucket, or raise RateLimited without waiting."""
+        bucket = self._bucket(key)
+        if not bucket.has_capacity():
+            raise RateLimited(self.rate.retry_after)
+        await bucket.acquire()  # there is room, so this does not wait
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """The server's limiters, one per kind of caller and action."""
+
+    user: KeyedLimiter  # operations per signed-in user
+    anonymous: KeyedLimiter  # operations per client address, when not signed in
+    orders: KeyedLimiter  # order entry per user
+    login_username: KeyedLimiter  # failed sign-ins per username
+    login_ip: KeyedLimiter  # sign-in attempts per client address
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RateLimits:
+        def limiter(calls: int, seconds: float) -> KeyedLimiter:
+            return KeyedLimiter(Rate(calls, seconds), max_keys=settings.rate_limit_max_keys)
+
+        window = settings.login_attempt_window_minutes * 60.0
+        return cls(
+            user=limiter(settings.rate_limit_user_per_minute, 60),
+            anonymous=limiter(settings.rate_limit_anonymous_per_minute, 60),
+            orders=limiter(settings.rate_limit_orders_per_minute, 60),
+            login_username=limiter(settings.login_attempts_per_username, window),
+            login_ip=limiter(settings.login_attempts_per_ip, window),
+        )

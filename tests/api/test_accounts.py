@@ -1,0 +1,170 @@
+"""Sign-up, sign-in, refresh rotation, sign-out and password change through GraphQL."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from server.brokers.paper.clock import ManualClock
+from tests.utils.accounts import LOGIN, PASSWORD, SESSION_FIELDS, as_user, bearer, login, register
+from tests.utils.graphql import error_codes, execute
+
+pytestmark = pytest.mark.anyio
+ME = "{ me { id username email role isActive brokerConnections { kind label isDefault keyHint } } }"
+REFRESH = f"mutation($token: String!) {{ refreshToken(refreshToken: $token) {{ {SESSION_FIELDS} }} }}"
+LOGOUT = "mutation($token: String!) { logout(refreshToken: $token) { ok userErrors { field code } } }"
+CHANGE = """mutation($input: ChangePasswordInput!) {
+  changePassword(input: $input) { ok userErrors { field message code } }
+}"""
+
+
+async def test_register_signs_in_with_a_paper_connection(client: httpx.AsyncClient) -> None:
+    ada = await register(client, "ada")
+    me = (await as_user(client, ada.access_token, ME))["data"]["me"]
+    assert me == {
+        "id": ada.user_id,
+        "username": "ada",
+        "email": "ada@example.com",
+        "role": "USER",
+        "isActive": True,
+        "brokerConnections": [{"kind": "PAPER", "label": "paper", "isDefault": True, "keyHint": None}],
+    }
+
+
+async def test_me_is_null_without_a_token_and_an_error_with_a_bad_one(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    assert (await execute(client, "{ me { id } }"))["data"] == {"me": None}
+    bad = await as_user(client, "not-a-jwt", "{ me { id } }")
+    assert error_codes(bad) == ["UNAUTHENTICATED"]
+    assert "not valid" in bad["errors"][0]["message"]
+    ada = await register(client, "ada")
+    clock.advance(16 * 60)
+    expired = await as_user(client, ada.access_token, "{ me { id } }")
+    assert error_codes(expired) == ["UNAUTHENTICATED"]
+    assert "expired" in expired["errors"][0]["message"]
+
+
+async def test_a_malformed_authorization_header_is_refused(client: httpx.AsyncClient) -> None:
+    ada = await register(client, "ada")
+    for header in (f"Basic {ada.access_token}", "Bearer", "Bearer    "):
+        response = await client.post("/graphql", json={"query": "{ me { id } }"}, headers={"Authorization": header})
+        assert error_codes(response.json()) == ["UNAUTHENTICATED"], header
+
+
+async def test_register_refusals_are_user_errors_with_field_paths(client: httpx.AsyncClient) -> None:
+    await register(client, "ada")
+    variables = {"input": {"username": "ada", "email": "other@example.com", "password": PASSWORD}}
+    taken = (await execute(client, SESSION_REGISTER, variables))["data"]["register"]
+    assert taken["accessToken"] is None
+    assert taken["userErrors"] == [
+        {"field": ["input", "username"], "message": "That username is taken.", "code": "USERNAME_TAKEN"}
+    ]
+    weak = {"input": {"username": "grace", "email": "grace@example.com", "password": "password123"}}
+    errors = (await execute(client, SESSION_REGISTER, weak))["data"]["register"]["userErrors"]
+    assert {(tuple(e["field"]), e["code"]) for e in errors} >= {(("input", "password"), "PASSWORD_TOO_COMMON")}
+
+
+SESSION_REGISTER = f"mutation($input: RegisterInput!) {{ register(input: $input) {{ {SESSION_FIELDS} }} }}"
+
+
+async def test_login_by_username_or_email(client: httpx.AsyncClient) -> None:
+    ada = await register(client, "ada")
+    for name in ("ada", "ADA@example.com"):
+        payload = (await login(client, name))["data"]["login"]
+        assert payload["user"]["id"] == ada.user_id
+        assert payload["expiresIn"] == 900
+    wrong = (await login(client, "ada", "not the password"))["data"]["login"]
+    assert wrong["accessToken"] is None
+    assert [e["code"] for e in wrong["userErrors"]] == ["INVALID_CREDENTIALS"]
+
+
+async def test_refresh_rotates_and_reuse_revokes_the_family(client: httpx.AsyncClient) -> None:
+    ada = await register(client, "ada")
+    first = (await execute(client, REFRESH, {"token": ada.refresh_token}))["data"]["refreshToken"]
+    assert first["userErrors"] == []
+    assert first["refreshToken"] != ada.refresh_token
+    assert (await as_user(client, first["accessToken"], "{ me { id } }"))["data"]["me"]["id"] == ada.user_id
+
+    reused = (await execute(client, REFRESH, {"token": ada.refresh_token}))["data"]["refreshToken"]
+    assert reused["userErrors"][0]["code"] == "REFRESH_TOKEN_REUSED"
+    assert reused["userErrors"][0]["field"] == ["refreshToken"]
+    # The thief's reuse ended the legitimate session too: its newer token is dead.
+    after = (await execute(client, REFRESH, {"token": first["refreshToken"]}))["data"]["refreshToken"]
+    assert after["userErrors"][0]["code"] in {"REFRESH_TOKEN_REUSED", "INVALID_REFRESH_TOKEN"}
+    assert after["accessToken"] is None
+
+
+async def test_logout_ends_the_session(client: httpx.AsyncClient) -> None:
+    ada = await register(client, "ada")
+    assert (await execute(client, LOGOUT, {"token": ada.refresh_token}))["data"]["logout"] == {
+        "ok": True,
+        "userErrors": [],
+    }
+    refused = (await execute(client, REFRESH, {"token": ada.refresh_token}))["data"]["refreshToken"]
+    assert refused["accessToken"] is None
+    unknown = (await execute(client, LOGOUT, {"token": "never-issued"}))["data"]["logout"]
+    assert unknown == {"ok": False, "userErrors": [{"field": ["refreshToken"], "code": "INVALID_REFRESH_TOKEN"}]}
+
+
+async def test_change_password_needs_the_current_one_and_ends_other_sessions(client: httpx.AsyncClient) -> None:
+    ada = await register(client, "ada")
+    new_password = "quiet-Harbor-91-lantern"
+    wrong = await as_user(
+        client, ada.access_token, CHANGE, {"input": {"currentPassword": "nope", "newPassword": new_password}}
+    )
+    assert wrong["data"]["changePassword"]["userErrors"][0]["field"] == ["input", "currentPassword"]
+    weak = await as_user(
+        client, ada.access_token, CHANGE, {"input": {"currentPassword": PASSWORD, "newPassword": "ada"}}
+    )
+    assert weak["data"]["changePassword"]["ok"] is False
+    assert all(e["field"] == ["input", "newPassword"] for e in weak["data"]["changePassword"]["userErrors"])
+    done = await as_user(
+        client, ada.access_token, CHANGE, {"input": {"currentPassword": PASSWORD, "newPassword": new_password}}
+    )
+    assert done["data"]["changePassword"] == {"ok": True, "userErrors": []}
+    assert (await execute(client, REFRESH, {"token": ada.refresh_token}))["data"]["refreshToken"]["accessToken"] is None
+    assert (await login(client, "ada", new_password))["data"]["login"]["userErrors"] == []
+    assert (await login(client, "ada"))["data"]["login"]["userErrors"][0]["code"] == "INVALID_CREDENTIALS"
+
+
+async def test_change_password_needs_a_signed_in_user(client: httpx.AsyncClient) -> None:
+    result = await execute(client, CHANGE, {"input": {"currentPassword": PASSWORD, "newPassword": "x" * 20}})
+    assert error_codes(result) == ["UNAUTHENTICATED"]
+    assert result["data"] is None
+
+
+async def test_the_sixth_wrong_password_is_throttled(client: httpx.AsyncClient) -> None:
+    await register(client, "ada")
+    for _ in range(5):
+        payload = (await login(client, "ada", "wrong password"))["data"]["login"]
+        assert [e["code"] for e in payload["userErrors"]] == ["INVALID_CREDENTIALS"]
+    throttled = await login(client, "ada")  # even the right password, until the window drains
+    assert error_codes(throttled) == ["RATE_LIMITED"]
+    assert throttled["errors"][0]["extensions"]["retryAfter"] >= 1
+    # Another username from the same address is not locked out by ada's failures.
+    await register(client, "grace")
+    assert (await login(client, "grace"))["data"]["login"]["userErrors"] == []
+
+
+async def test_successful_logins_do_not_count_as_failures(client: httpx.AsyncClient) -> None:
+    await register(client, "ada")
+    for _ in range(7):
+        assert (await login(client, "ada"))["data"]["login"]["userErrors"] == []
+
+
+async def test_mutations_are_refused_over_get(client: httpx.AsyncClient) -> None:
+    query = 'mutation { login(input: {username: "ada", password: "x"}) { accessToken } }'
+    response = await client.get("/graphql", params={"query": query})
+    assert response.status_code == 400
+    assert response.text == "mutations are not allowed when using GET"
+
+
+async def test_login_over_http_keeps_the_header_out_of_the_answer(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/graphql",
+        json={"query": LOGIN, "variables": {"input": {"username": "ghost", "password": PASSWORD}}},
+        headers=bearer("garbage"),
+    )
+    assert PASSWORD not in response.text
+    assert "garbage" not in response.text
