@@ -168,3 +168,16 @@ async def test_login_over_http_keeps_the_header_out_of_the_answer(client: httpx.
     )
     assert PASSWORD not in response.text
     assert "garbage" not in response.text
+
+
+async def test_each_user_sees_only_themselves(client: httpx.AsyncClient) -> None:
+    ada = await register(client, "ada")
+    grace = await register(client, "grace")
+    ada_view = (await as_user(client, ada.access_token, ME))["data"]["me"]
+    grace_view = (await as_user(client, grace.access_token, ME))["data"]["me"]
+    assert (ada_view["id"], grace_view["id"]) == (ada.user_id, grace.user_id)
+    assert ada_view["username"] == "ada"
+    assert grace_view["username"] == "grace"
+    # Grace's refresh token cannot be spent to become Ada, nor the other way round.
+    refreshed = (await execute(client, REFRESH, {"token": grace.refresh_token}))["data"]["refreshToken"]
+    assert refreshed["user"]["id"] == grace.user_id
