@@ -21,7 +21,9 @@ LIMITS = """mutation($id: ID!, $input: RiskLimitsInput!) {
     userErrors { field code }
   }
 }"""
-KILL = "mutation($id: ID!, $on: Boolean!) { setKillSwitch(userId: $id, engaged: $on) { user { riskLimits { killSwitch } } } }"
+KILL = """mutation($id: ID!, $on: Boolean!) {
+  setKillSwitch(userId: $id, engaged: $on) { user { riskLimits { killSwitch } } }
+}"""
 
 
 async def test_admin_operations_are_forbidden_to_users_and_need_sign_in(client: httpx.AsyncClient) -> None:

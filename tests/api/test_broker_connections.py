@@ -155,10 +155,7 @@ async def test_key_plaintext_is_absent_from_database_logs_and_answers(
     answers.append(await as_user(client, ada.access_token, CONNECTIONS))
     await app.state.services.engine.dispose()  # checkpoint nothing away: read every file as it is
 
-    data_dir: Path = app.state.services.settings.data_dir
-    database_files = [path for path in data_dir.iterdir() if path.name.startswith("trading.db")]
-    assert database_files
-    stored = b"".join(path.read_bytes() for path in database_files)
+    stored = await asyncio.to_thread(_database_bytes, app.state.services.settings.data_dir)
     logged = "\n".join(record.getMessage() + repr(record.__dict__) for record in caplog.records)
     for secret in (KEY_ID, SECRET_KEY, "bad-secret-99", PASSWORD):
         assert secret.encode() not in stored, secret
@@ -169,6 +166,13 @@ async def test_key_plaintext_is_absent_from_database_logs_and_answers(
         rows = (await session.exec(select(BrokerConnection).where(BrokerConnection.kind == "ALPACA_PAPER"))).all()
     assert len(rows) == 2
     assert {Vault([FIRST_KEY]).decrypt(row.secret_key_ciphertext or "") for row in rows} == {SECRET_KEY}
+
+
+def _database_bytes(data_dir: Path) -> bytes:
+    """The database file and its journal files, as they are on disk."""
+    files = [path for path in data_dir.iterdir() if path.name.startswith("trading.db")]
+    assert files
+    return b"".join(path.read_bytes() for path in files)
 
 
 async def test_rotate_keys_reencrypts_under_the_new_primary_key(client: httpx.AsyncClient, app: Starlette) -> None:

@@ -128,17 +128,20 @@ async def test_cors_allows_only_the_configured_origins(address: str) -> None:
 async def test_operations_are_rate_limited_per_user_and_per_address(tmp_path: Path, clock: ManualClock) -> None:
     settings = make_settings(tmp_path / "data", rate_limit_user_per_minute=3, rate_limit_anonymous_per_minute=5)
     app = create_app(settings, clock=clock)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
-            ada = await register(client, "ada")  # one anonymous operation
-            grace = await register(client, "grace")  # two
-            quote = '{ quote(symbol: "AAPL") { bidPrice } }'
-            for _ in range(3):
-                assert "errors" not in await as_user(client, ada.access_token, quote)
-            limited = await as_user(client, ada.access_token, quote)
-            # Grace has her own allowance; anonymous callers share the address's.
-            assert "errors" not in await as_user(client, grace.access_token, quote)
-            anonymous = [await execute(client, quote) for _ in range(4)]
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+    ):
+        ada = await register(client, "ada")  # one anonymous operation
+        grace = await register(client, "grace")  # two
+        quote = '{ quote(symbol: "AAPL") { bidPrice } }'
+        for _ in range(3):
+            assert "errors" not in await as_user(client, ada.access_token, quote)
+        limited = await as_user(client, ada.access_token, quote)
+        # Grace has her own allowance; anonymous callers share the address's.
+        assert "errors" not in await as_user(client, grace.access_token, quote)
+        anonymous = [await execute(client, quote) for _ in range(4)]
     assert error_codes(limited) == ["RATE_LIMITED"]
     assert limited["errors"][0]["extensions"]["retryAfter"] == 20
     assert limited["data"] is None
