@@ -6,9 +6,12 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import uvicorn
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.applications import Starlette
 
 from server.app import create_app
@@ -18,9 +21,11 @@ from server.log import configure_logging
 from server.security.secrets import ConfigurationError, resolve_secrets
 from server.security.vault import Vault
 from server.settings import Settings
-from server.users.rotation import RotationReport, rotate_credentials
+from server.users.admin import grant_admin
+from server.users.rotation import rotate_credentials
 
 logger = logging.getLogger("server")
+T = TypeVar("T")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to bind (default: PORT or 8081; 0 picks a free one)")
     commands.add_parser("migrate", help="apply database migrations and exit")
     commands.add_parser("rotate-keys", help="re-encrypt stored broker keys with the first FERNET_KEYS key")
+    grant = commands.add_parser("grant-admin", help="give an existing user the admin role")
+    grant.add_argument("username")
     exchange = commands.add_parser("paper-exchange", help="serve the paper exchange over Alpaca's REST and streams")
     standalone.add_arguments(exchange)
     return parser
@@ -63,23 +70,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as error:
         logger.error("refusing to start: %s", error)
         return 2
-    if args.command in {"migrate", "rotate-keys"}:
+    if args.command in {"migrate", "rotate-keys", "grant-admin"}:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         upgrade_database(settings.database_url)
         logger.info("migrations applied")
     if args.command == "migrate":
         return 0
     if args.command == "rotate-keys":
-        report = asyncio.run(_rotate_keys(settings.database_url, Vault(secrets.fernet_keys)))
+        vault = Vault(secrets.fernet_keys)
+        report = asyncio.run(
+            _with_database(settings.database_url, lambda sessions: rotate_credentials(sessions, vault))
+        )
         return 0 if not report.unreadable else 1
+    if args.command == "grant-admin":
+        granted = asyncio.run(
+            _with_database(settings.database_url, lambda sessions: grant_admin(sessions, args.username))
+        )
+        if not granted:
+            logger.error("no such user", extra={"username": args.username})
+            return 1
+        return 0
     run_uvicorn(create_app(settings), settings.host, settings.port)
     return 0
 
 
-async def _rotate_keys(database_url: str, vault: Vault) -> RotationReport:
+async def _with_database(database_url: str, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
+    """Run one command's database work on its own engine, disposed afterwards."""
     engine = create_engine(database_url)
     try:
-        return await rotate_credentials(session_factory(engine), vault)
+        return await work(session_factory(engine))
     finally:
         await engine.dispose()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -68,7 +69,8 @@ async def run_services(settings: Settings, *, clock: Clock | None = None) -> Asy
     ticker = asyncio.create_task(run_ticker(exchange, settings.market_tick_seconds)) if wall_clock else None
     sessions = session_factory(engine)
     passwords = PasswordService(
-        HashingParameters(time_cost=settings.password_hash_time_cost, memory_cost=settings.password_hash_memory_kib)
+        HashingParameters(time_cost=settings.password_hash_time_cost, memory_cost=settings.password_hash_memory_kib),
+        max_concurrent=settings.password_hash_threads or max(1, (os.cpu_count() or 2) - 1),
     )
     access_tokens = AccessTokens(
         secrets.jwt_secret,

@@ -54,8 +54,10 @@ class Settings(BaseSettings):
     fernet_keys: SecretStr | None = None
     access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
     refresh_token_days: int = Field(default=30, ge=1, le=365)
-    password_hash_time_cost: int = Field(default=3, ge=1, le=20)
-    password_hash_memory_kib: int = Field(default=64 * 1024, ge=8 * 1024, le=1024 * 1024)
+    password_hash_time_cost: int = Field(default=2, ge=1, le=20)
+    password_hash_memory_kib: int = Field(default=19 * 1024, ge=8 * 1024, le=1024 * 1024)
+    # Threads hashing at once; default: one fewer than the cores, so sign-ins never take them all.
+    password_hash_threads: int | None = Field(default=None, ge=1, le=64)
     jwt_issuer: str = "alpaca-graphql"
     jwt_audience: str = "alpaca-graphql-api"
 

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+import bench.login
 import bench.matching
 import bench.quotes
 
@@ -28,3 +29,11 @@ def test_quote_benchmark_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
     table = capsys.readouterr().out
     assert "GraphQL `quote`" in table
     assert "vs. simulator" in table
+
+
+def test_login_benchmark_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(bench.login, "PHASE_SECONDS", 0.5)
+    bench.login.main()
+    table = capsys.readouterr().out
+    assert "| with 10 logins/s alongside |" in table
+    assert "p99 ratio (with logins / alone):" in table

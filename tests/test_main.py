@@ -74,3 +74,23 @@ def test_production_without_secrets_refuses_to_start(tmp_path: Path) -> None:
     assert "refusing to start" in result.stderr
     assert "JWT_SECRET and FERNET_KEYS" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_grant_admin_makes_a_registered_user_an_admin(tmp_path: Path) -> None:
+    register = {
+        "query": "mutation($i: RegisterInput!) { register(input: $i) { user { id } userErrors { code } } }",
+        "variables": {"i": {"username": "root", "email": "root@example.com", "password": "tidal-Orbit-57-marmalade"}},
+    }
+    with run_server(tmp_path) as server, httpx.Client(base_url=server.base_url, timeout=10) as http:
+        assert http.post("/graphql", json=register).json()["data"]["register"]["userErrors"] == []
+
+    def grant(username: str) -> int:
+        command = [sys.executable, "-m", "server", "grant-admin", username]
+        env = clean_environment()
+        return subprocess.run(command, cwd=tmp_path, env=env, timeout=60, capture_output=True, check=False).returncode
+
+    assert grant("ROOT") == 0
+    assert grant("nobody") == 1
+    with closing(sqlite3.connect(tmp_path / "data" / "trading.db")) as connection:
+        roles = dict(connection.execute("SELECT username, role FROM users"))
+    assert roles == {"root": "admin"}

@@ -22,9 +22,11 @@ from strawberry.types.graphql import OperationType
 
 from server.brokers.base import BrokerUnavailableError, UnknownSymbolError
 from server.log import request_id_var
+from server.security.passwords import PasswordHashTimeoutError
 from server.security.ratelimit import RateLimited
 
 logger = logging.getLogger(__name__)
+BUSY_RETRY_SECONDS = 1
 
 
 class ErrorCode(StrEnum):
@@ -64,6 +66,8 @@ def _from_domain(error: Exception) -> ApiError | None:
         return bad_user_input(str(error), symbols=list(error.symbols))
     if isinstance(error, RateLimited):
         return rate_limited(error.retry_after)
+    if isinstance(error, PasswordHashTimeoutError):  # more sign-ins at once than the hashing threads can take
+        return rate_limited(BUSY_RETRY_SECONDS)
     if isinstance(error, BrokerUnavailableError):
         return ApiError(ErrorCode.BROKER_UNAVAILABLE, "The broker is unavailable; try again shortly.")
     if isinstance(error, InvalidOperationTypeError):

@@ -95,6 +95,18 @@ class UserAdmin:
             return user
 
 
+async def grant_admin(sessions: async_sessionmaker[AsyncSession], username: str) -> bool:
+    """The operator's way to make an admin (`python -m server grant-admin NAME`); audited."""
+    async with sessions() as session:
+        user = (await session.exec(select(User).where(User.username == username.strip().lower()))).first()
+        if user is None:
+            return False
+        user.role = "admin"
+        record(session, "grant_admin", "success", Actor(), target=user.id)
+        await session.commit()
+    return True
+
+
 def _fields(limits: RiskLimits) -> dict[str, Decimal | None]:
     return {
         "max_order_notional": limits.max_order_notional,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from graphql import GraphQLError
 
 from server.api.errors import ApiError, ErrorCode, is_expected, to_client_error
+from server.security.passwords import PasswordHashTimeoutError
 from server.security.ratelimit import RateLimited
 
 
@@ -39,3 +40,8 @@ def test_unexpected_exceptions_are_masked() -> None:
     leaked = to_client_error(_located(KeyError("secret-internal-detail")))
     assert leaked.message == "Unexpected error."
     assert "secret-internal-detail" not in str(leaked.formatted)
+
+
+def test_a_hashing_backlog_is_a_retryable_refusal() -> None:
+    busy = to_client_error(_located(PasswordHashTimeoutError()))
+    assert busy.extensions == {"code": "RATE_LIMITED", "retryAfter": 1}

@@ -5,7 +5,12 @@ import time
 
 import pytest
 
-from server.security.passwords import HashingParameters, PasswordService, check_password_policy
+from server.security.passwords import (
+    HashingParameters,
+    PasswordHashTimeoutError,
+    PasswordService,
+    check_password_policy,
+)
 
 pytestmark = pytest.mark.anyio
 FAST = HashingParameters(time_cost=1, memory_cost=8 * 1024, parallelism=1)
@@ -54,6 +59,15 @@ async def test_hashing_leaves_the_event_loop_free() -> None:
     task.cancel()
     # The loop kept ticking while the hashes ran in threads (a blocked loop would not tick).
     assert ticks >= 0.3 * elapsed / 0.005
+
+
+async def test_a_backlog_times_out_instead_of_queueing_forever() -> None:
+    service = PasswordService(max_concurrent=1, timeout_seconds=0.3)
+    # Each job takes 0.2 s on the only thread: the first fits the budget; the second's
+    # wait for the thread counts against its budget too, so it runs out.
+    results = await asyncio.gather(*(service._offload(time.sleep, 0.2) for _ in range(2)), return_exceptions=True)
+    assert results[0] is None
+    assert isinstance(results[1], PasswordHashTimeoutError)
 
 
 @pytest.mark.parametrize(
