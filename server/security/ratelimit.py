@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
@@ -22,6 +24,11 @@ class RateLimited(Exception):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"rate limited; retry after {retry_after} s")
         self.retry_after = retry_after
+
+
+@dataclass(slots=True)
+class Attempt:
+    failed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +48,7 @@ class KeyedLimiter:
         self.rate = rate
         self._max_keys = max_keys
         self._buckets: OrderedDict[str, AsyncLimiter] = OrderedDict()
+        self._in_flight: dict[str, int] = {}  # attempts started and not yet judged, per key
 
     def _bucket(self, key: str) -> AsyncLimiter:
         bucket = self._buckets.get(key)
@@ -52,17 +60,35 @@ class KeyedLimiter:
             self._buckets.move_to_end(key)
         return bucket
 
-    def check(self, key: str) -> None:
-        """Raise RateLimited if `key` has no room left (takes nothing)."""
-        if not self._bucket(key).has_capacity():
-            raise RateLimited(self.rate.retry_after)
-
     async def hit(self, key: str) -> None:
         """Take one call from `key`'s bucket, or raise RateLimited without waiting."""
         bucket = self._bucket(key)
         if not bucket.has_capacity():
             raise RateLimited(self.rate.retry_after)
         await bucket.acquire()  # there is room, so this does not wait
+
+    @asynccontextmanager
+    async def attempt(self, key: str) -> AsyncIterator[Attempt]:
+        """An attempt that costs a call only if it is marked failed (a wrong password).
+
+        Attempts still in flight count against the room left, so a burst of concurrent
+        tries cannot all slip past the check before the first failure is recorded."""
+        bucket = self._bucket(key)
+        in_flight = self._in_flight.get(key, 0)
+        if not bucket.has_capacity(in_flight + 1):
+            raise RateLimited(self.rate.retry_after)
+        self._in_flight[key] = in_flight + 1
+        outcome = Attempt()
+        try:
+            yield outcome
+        finally:
+            remaining = self._in_flight[key] - 1
+            if remaining:
+                self._in_flight[key] = remaining
+            else:
+                del self._in_flight[key]
+        if outcome.failed and bucket.has_capacity():
+            await bucket.acquire()  # there is room, so this does not wait
 
     def __len__(self) -> int:
         return len(self._buckets)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -181,3 +183,11 @@ async def test_each_user_sees_only_themselves(client: httpx.AsyncClient) -> None
     # Grace's refresh token cannot be spent to become Ada, nor the other way round.
     refreshed = (await execute(client, REFRESH, {"token": grace.refresh_token}))["data"]["refreshToken"]
     assert refreshed["user"]["id"] == grace.user_id
+
+
+async def test_a_burst_of_concurrent_guesses_gets_no_more_tries(client: httpx.AsyncClient) -> None:
+    await register(client, "ada")
+    results = await asyncio.gather(*(login(client, "ada", f"guess number {n}") for n in range(12)))
+    judged = [r for r in results if "errors" not in r]
+    assert len(judged) <= 5
+    assert all(error_codes(r) == ["RATE_LIMITED"] for r in results if "errors" in r)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import strawberry
 
 from server.api.auth import signed_in_user
@@ -17,7 +15,6 @@ from server.api.users.types import (
     LogoutPayload,
     UserError,
 )
-from server.security.ratelimit import RateLimited
 from server.users.brokers import BrokerKeys, BrokerKind, PreparedConnection
 from server.users.problems import UserProblem
 
@@ -54,11 +51,9 @@ class AccountMutation:
         limits = services.limits
         login = input.username.strip().lower()[:MAX_LOGIN_LENGTH]
         await limits.login_ip.hit(info.context.client_ip or "unknown")  # every attempt from an address
-        limits.login_username.check(login)  # room for one more failure on this username?
-        result = await services.users.login(login, input.password, info.context.actor)
-        if isinstance(result, list) and any(problem.code == "INVALID_CREDENTIALS" for problem in result):
-            with contextlib.suppress(RateLimited):  # filled meanwhile by a concurrent failure
-                await limits.login_username.hit(login)
+        async with limits.login_username.attempt(login) as attempt:  # only failures count
+            result = await services.users.login(login, input.password, info.context.actor)
+            attempt.failed = isinstance(result, list) and any(p.code == "INVALID_CREDENTIALS" for p in result)
         return AuthPayload.of(result)
 
     @strawberry.mutation(description="Trade a refresh token for a new session; the old token is spent.")
