@@ -73,6 +73,8 @@ class Settings(BaseSettings):
 
     # Browser origins allowed to call the API (CORS) and open WebSockets; empty means same-origin only.
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Reverse proxies whose X-Forwarded-For is believed (their own address is not the client's).
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     rate_limit_user_per_minute: int = Field(default=600, ge=1)
     rate_limit_anonymous_per_minute: int = Field(default=120, ge=1)
     rate_limit_orders_per_minute: int = Field(default=120, ge=1)
@@ -85,11 +87,11 @@ class Settings(BaseSettings):
     alpaca_trading_url: str | None = None
     broker_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
-    @field_validator("allowed_origins", mode="before")
+    @field_validator("allowed_origins", "trusted_proxies", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
-            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+            return [item.strip().rstrip("/") for item in value.split(",") if item.strip()]
         return value
 
     @field_validator("allowed_origins")

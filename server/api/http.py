@@ -45,7 +45,7 @@ class TradingGraphQL(GraphQL[Context, None]):
             response=response if isinstance(response, Response) else None,
             services=services,
             auth=authenticate(services.access_tokens, request.headers.get("authorization")),
-            client_ip=client_ip(request),
+            client_ip=client_ip(request, services.settings.trusted_proxies),
         )
 
     async def on_ws_connect(self, context: Context) -> None:

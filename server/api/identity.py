@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
@@ -33,5 +34,16 @@ def authenticate(tokens: AccessTokens, authorization: object) -> Authentication:
         return Authentication(problem=error.problem)
 
 
-def client_ip(connection: HTTPConnection | None) -> str | None:
-    return connection.client.host if connection is not None and connection.client else None
+def client_ip(connection: HTTPConnection | None, trusted_proxies: Collection[str] = ()) -> str | None:
+    """The caller's address: the peer's, or when the peer is a trusted proxy, the nearest
+    address in X-Forwarded-For that is not one of ours (earlier entries can be forged)."""
+    if connection is None or connection.client is None:
+        return None
+    peer = connection.client.host
+    if peer not in trusted_proxies:
+        return peer
+    forwarded = [hop.strip() for hop in connection.headers.get("x-forwarded-for", "").split(",") if hop.strip()]
+    for hop in reversed(forwarded):
+        if hop not in trusted_proxies:
+            return hop
+    return peer
