@@ -7,18 +7,18 @@ from the next request on, since every signed-in request checks the user is activ
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import RefreshToken, User
 from server.users.audit import Actor, record
+from server.users.service import revoke_refresh_tokens
 
 MAX_PAGE = 200
 
@@ -46,53 +46,51 @@ class UserAdmin:
             return list((await session.exec(query)).all())
 
     async def set_active(self, user_id: str, active: bool, actor: Actor) -> User | None:
-        async with self._sessions() as session:
-            user = await session.get(User, user_id)
-            if user is None:
-                return None
-            user.is_active, user.updated_at = active, self._now()
+        async def change(session: AsyncSession, user: User) -> _Audit:
+            user.is_active = active
             if not active:
-                await session.exec(  # type: ignore[call-overload]
-                    update(RefreshToken)
-                    .where(col(RefreshToken.user_id) == user_id, col(RefreshToken.revoked_at).is_(None))
-                    .values(revoked_at=self._now())
-                )
-            record(session, "enable_user" if active else "disable_user", "success", actor, target=user_id)
-            await session.commit()
-            await session.refresh(user)
-            return user
+                await revoke_refresh_tokens(session, col(RefreshToken.user_id) == user.id, self._now())
+            return _Audit("enable_user" if active else "disable_user", "success")
+
+        return await self._change(user_id, change, actor)
 
     async def set_risk_limits(self, user_id: str, limits: RiskLimits, actor: Actor) -> User | None:
-        async with self._sessions() as session:
-            user = await session.get(User, user_id)
-            if user is None:
-                return None
+        async def change(_session: AsyncSession, user: User) -> _Audit:
             user.max_order_notional = limits.max_order_notional
             user.max_position_notional = limits.max_position_notional
             user.price_band_percent = limits.price_band_percent
-            user.updated_at = self._now()
-            record(
-                session,
-                "set_risk_limits",
-                "success",
-                actor,
-                target=user_id,
-                **{name: str(value) for name, value in _fields(limits).items() if value is not None},
-            )
-            await session.commit()
-            await session.refresh(user)
-            return user
+            return _Audit("set_risk_limits", "success", {k: str(v) for k, v in asdict(limits).items() if v is not None})
+
+        return await self._change(user_id, change, actor)
 
     async def set_kill_switch(self, user_id: str, engaged: bool, actor: Actor) -> User | None:
+        async def change(_session: AsyncSession, user: User) -> _Audit:
+            user.kill_switch = engaged
+            return _Audit("kill_switch", "engaged" if engaged else "released")
+
+        return await self._change(user_id, change, actor)
+
+    async def _change(
+        self, user_id: str, change: Callable[[AsyncSession, User], Awaitable[_Audit]], actor: Actor
+    ) -> User | None:
+        """Load the user, apply `change`, audit it in the same transaction; None if no such user."""
         async with self._sessions() as session:
             user = await session.get(User, user_id)
             if user is None:
                 return None
-            user.kill_switch, user.updated_at = engaged, self._now()
-            record(session, "kill_switch", "engaged" if engaged else "released", actor, target=user_id)
+            audit = await change(session, user)
+            user.updated_at = self._now()
+            record(session, audit.action, audit.outcome, actor, target=user_id, **audit.detail)
             await session.commit()
             await session.refresh(user)
             return user
+
+
+@dataclass(frozen=True, slots=True)
+class _Audit:
+    action: str
+    outcome: str
+    detail: dict[str, str] = field(default_factory=dict)
 
 
 async def grant_admin(sessions: async_sessionmaker[AsyncSession], username: str) -> bool:
@@ -105,11 +103,3 @@ async def grant_admin(sessions: async_sessionmaker[AsyncSession], username: str)
         record(session, "grant_admin", "success", Actor(), target=user.id)
         await session.commit()
     return True
-
-
-def _fields(limits: RiskLimits) -> dict[str, Decimal | None]:
-    return {
-        "max_order_notional": limits.max_order_notional,
-        "max_position_notional": limits.max_position_notional,
-        "price_band_percent": limits.price_band_percent,
-    }

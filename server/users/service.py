@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, or_, select
@@ -139,7 +139,7 @@ class UserService:
                 .values(used_at=now)
             )
             if claimed.rowcount != 1:
-                await self._revoke_family(session, stored.family_id, now)
+                await revoke_refresh_tokens(session, col(RefreshToken.family_id) == stored.family_id, now)
                 record(session, "refresh_reuse", "revoked", Actor(actor.ip, stored.user_id), family=stored.family_id)
                 await session.commit()
                 return [
@@ -166,7 +166,7 @@ class UserService:
             ).first()
             if stored is None:
                 return False
-            await self._revoke_family(session, stored.family_id, self._now())
+            await revoke_refresh_tokens(session, col(RefreshToken.family_id) == stored.family_id, self._now())
             record(session, "logout", "success", Actor(actor.ip, stored.user_id))
             await session.commit()
         return True
@@ -187,9 +187,7 @@ class UserService:
             user.password_hash = await self._passwords.hash(new)
             user.updated_at = self._now()
             # Every session signed in with the old password ends.
-            tokens = await session.exec(select(RefreshToken.family_id).where(RefreshToken.user_id == user_id))
-            for family in set(tokens.all()):
-                await self._revoke_family(session, family, self._now())
+            await revoke_refresh_tokens(session, col(RefreshToken.user_id) == user_id, self._now())
             record(session, "change_password", "success", Actor(actor.ip, user_id))
             await session.commit()
         return []
@@ -214,12 +212,12 @@ class UserService:
         await session.flush()
         return _Issued(Session(user, self._tokens.issue(user.id, user.role, now), token), stored.id)
 
-    async def _revoke_family(self, session: AsyncSession, family_id: str, now: datetime) -> None:
-        await session.exec(  # type: ignore[call-overload]
-            update(RefreshToken)
-            .where(col(RefreshToken.family_id) == family_id, col(RefreshToken.revoked_at).is_(None))
-            .values(revoked_at=now)
-        )
+
+async def revoke_refresh_tokens(session: AsyncSession, which: ColumnElement[bool], now: datetime) -> None:
+    """Revoke the still-live refresh tokens matching `which` (a family, or all of a user's)."""
+    await session.exec(  # type: ignore[call-overload]
+        update(RefreshToken).where(which, col(RefreshToken.revoked_at).is_(None)).values(revoked_at=now)
+    )
 
 
 @dataclass(frozen=True, slots=True)
