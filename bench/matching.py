@@ -8,6 +8,7 @@ that rest on the book, and a mix where the clock moves and resting orders are wo
 from __future__ import annotations
 
 import gc
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -95,7 +96,7 @@ def measure(build: Callable[[bool], Callable[[], None]], listening: bool) -> flo
 
 
 def main() -> None:
-    machine = f"Python {platform.python_version()} on {platform.machine()}"
+    machine = f"Python {platform.python_version()} on {platform.machine()} ({os.cpu_count()} cores)"
     print(f"{machine}, one core, {ORDERS:,} orders, best of {ROUNDS}\n")
     print("| workload | no listener | with a trade-update listener |")
     print("|---|---:|---:|")

@@ -7,6 +7,7 @@ Both run on one core, side by side in one process, so the ratio shows the GraphQ
 from __future__ import annotations
 
 import asyncio
+import os
 import platform
 import statistics
 import time
@@ -35,7 +36,7 @@ async def _rate(operation: Callable[[], Awaitable[object]]) -> float:
     return count / elapsed
 
 
-async def _best_rate(operation: Callable[[], Awaitable[object]]) -> float:
+async def _median_rate(operation: Callable[[], Awaitable[object]]) -> float:
     return statistics.median([await _rate(operation) for _ in range(ROUNDS)])
 
 
@@ -73,11 +74,12 @@ async def _measure(services: Services) -> None:
         assert result.errors is None
         return result
 
-    raw = await _best_rate(simulator_quote)
-    one = await _best_rate(graphql_quote)
-    fifty = await _best_rate(graphql_batch)
+    raw = await _median_rate(simulator_quote)
+    one = await _median_rate(graphql_quote)
+    fifty = await _median_rate(graphql_batch)
 
-    print(f"Python {platform.python_version()} on {platform.machine()}, median of {ROUNDS} one-second rounds\n")
+    machine = f"Python {platform.python_version()} on {platform.machine()} ({os.cpu_count()} cores)"
+    print(f"{machine}, median of {ROUNDS} one-second rounds\n")
     print("| operation | per second | vs. simulator |")
     print("|---|---:|---:|")
     print(f"| simulator quote (AAPL) | {raw:,.0f} | 1.00 |")

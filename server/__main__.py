@@ -1,4 +1,4 @@
-"""Command line: `python -m server [serve|migrate|rotate-keys|paper-exchange]`."""
+"""Command line: `python -m server [serve|migrate|rotate-keys|grant-admin|paper-exchange]`."""
 
 from __future__ import annotations
 

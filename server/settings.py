@@ -77,7 +77,6 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     rate_limit_user_per_minute: int = Field(default=600, ge=1)
     rate_limit_anonymous_per_minute: int = Field(default=120, ge=1)
-    rate_limit_orders_per_minute: int = Field(default=120, ge=1)
     login_attempts_per_username: int = Field(default=5, ge=1)
     login_attempts_per_ip: int = Field(default=30, ge=1)
     login_attempt_window_minutes: int = Field(default=15, ge=1)

@@ -100,7 +100,6 @@ class RateLimits:
 
     user: KeyedLimiter  # operations per signed-in user
     anonymous: KeyedLimiter  # operations per client address, when not signed in
-    orders: KeyedLimiter  # order entry per user
     login_username: KeyedLimiter  # failed sign-ins per username
     login_ip: KeyedLimiter  # sign-in attempts per client address
 
@@ -113,7 +112,6 @@ class RateLimits:
         return cls(
             user=limiter(settings.rate_limit_user_per_minute, 60),
             anonymous=limiter(settings.rate_limit_anonymous_per_minute, 60),
-            orders=limiter(settings.rate_limit_orders_per_minute, 60),
             login_username=limiter(settings.login_attempts_per_username, window),
             login_ip=limiter(settings.login_attempts_per_ip, window),
         )
