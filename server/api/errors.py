@@ -8,6 +8,7 @@ the client sees only "Unexpected error." with code INTERNAL_SERVER_ERROR and the
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any
@@ -93,6 +94,23 @@ def is_expected(error: GraphQLError) -> bool:
     return original is None or isinstance(original, GraphQLError) or _from_domain(original) is not None
 
 
+# graphql-core repeats the offending value in its coercion and validation messages
+# ("..., found: {'password': '...'}"): a password or a broker secret would come back in
+# the answer and land in the log. These cut the value out and keep the explanation.
+_VALUE_ECHOES = [
+    (re.compile(r"got invalid value .*?; ", re.DOTALL), "got an invalid value; "),
+    (re.compile(r", found: .*$", re.DOTALL), "."),
+    (re.compile(r" value: .*$", re.DOTALL), " value."),
+    (re.compile(r"\bValue .* does not exist in ", re.DOTALL), "That value does not exist in "),
+]
+
+
+def without_values(message: str) -> str:
+    for pattern, replacement in _VALUE_ECHOES:
+        message = pattern.sub(replacement, message)
+    return message
+
+
 def _code_for_graphql_error(error: GraphQLError) -> ErrorCode:
     # Validation errors were tagged by ErrorCodes.on_validate; what is left without a code
     # is a syntax error or a variable that could not be coerced to its type.
@@ -129,7 +147,9 @@ def to_client_error(error: GraphQLError) -> GraphQLError:
     if original is None:
         code = error.extensions.get("code") if error.extensions else None
         return _rebuild(
-            error, error.message, {**(error.extensions or {}), "code": code or _code_for_graphql_error(error)}
+            error,
+            without_values(error.message),
+            {**(error.extensions or {}), "code": code or _code_for_graphql_error(error)},
         )
     api_error = _from_domain(original)
     if api_error is not None:
@@ -156,7 +176,7 @@ def log_errors(errors: list[GraphQLError], execution_context: ExecutionContext |
     operation = execution_context.operation_name if execution_context else None
     for error in errors:
         if is_expected(error):
-            logger.debug("graphql error: %s", error.message, extra={"operation": operation})
+            logger.debug("graphql error: %s", without_values(error.message), extra={"operation": operation})
         else:
             original = error.original_error
             logger.error(

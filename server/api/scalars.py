@@ -27,7 +27,7 @@ def parse_decimal(value: object) -> Decimal:
     try:
         number = Decimal(text)
     except InvalidOperation:
-        raise ValueError(f"{text!r} is not a decimal number") from None
+        raise ValueError("That is not a decimal number") from None
     if not number.is_finite():
         raise ValueError("Decimal values must be finite")
     return number

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import httpx
 import pytest
 
 from server.brokers.paper.clock import ManualClock
-from tests.utils.accounts import LOGIN, PASSWORD, SESSION_FIELDS, as_user, bearer, login, register
+from tests.utils.accounts import LOGIN, PASSWORD, SESSION_FIELDS, as_user, login, register
 from tests.utils.graphql import error_codes, execute
 
 pytestmark = pytest.mark.anyio
@@ -162,14 +163,28 @@ async def test_mutations_are_refused_over_get(client: httpx.AsyncClient) -> None
     assert response.text == "mutations are not allowed when using GET"
 
 
-async def test_login_over_http_keeps_the_header_out_of_the_answer(client: httpx.AsyncClient) -> None:
-    response = await client.post(
-        "/graphql",
-        json={"query": LOGIN, "variables": {"input": {"username": "ghost", "password": PASSWORD}}},
-        headers=bearer("garbage"),
+async def test_malformed_variables_never_echo_a_password_or_key(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = "Sup3r-Secret-Passphrase"
+    connect = "mutation($i: ConnectBrokerInput!) { connectBroker(input: $i) { userErrors { code } } }"
+    cases = [
+        (LOGIN, {"input": {"username": "ada", "password": secret, "extra": 1}}),  # unknown field
+        (LOGIN, {"input": {"username": secret}}),  # missing field
+        (LOGIN, {"input": secret}),  # not an object
+        (connect, {"i": {"kind": secret, "secretKey": secret}}),  # not an enum value
+        (connect, {"i": {"kind": "PAPER", "label": 12345678901}}),  # wrong scalar type
+    ]
+    answers = [await execute(client, query, variables) for query, variables in cases]
+    assert all(error_codes(answer) == ["BAD_USER_INPUT"] for answer in answers)
+    assert secret not in str(answers)
+    assert "12345678901" not in str(answers)
+    assert secret not in caplog.text
+    assert (
+        answers[0]["errors"][0]["message"]
+        == "Expected value of type 'LoginInput' not to include unknown field 'extra'."
     )
-    assert PASSWORD not in response.text
-    assert "garbage" not in response.text
 
 
 async def test_each_user_sees_only_themselves(client: httpx.AsyncClient) -> None:
