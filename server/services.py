@@ -80,6 +80,7 @@ async def run_services(settings: Settings, *, clock: Clock | None = None) -> Asy
         now=clock.now,
     )
     vault = Vault(secrets.fernet_keys)
+    limits = RateLimits.from_settings(settings)
     try:
         yield Services(
             settings=settings,
@@ -96,6 +97,7 @@ async def run_services(settings: Settings, *, clock: Clock | None = None) -> Asy
                 sessions,
                 passwords,
                 access_tokens,
+                failures=limits.login_username,
                 refresh_lifetime=timedelta(days=settings.refresh_token_days),
                 now=clock.now,
             ),
@@ -109,7 +111,7 @@ async def run_services(settings: Settings, *, clock: Clock | None = None) -> Asy
                 allow_live=settings.allow_live_trading,
                 now=clock.now,
             ),
-            limits=RateLimits.from_settings(settings),
+            limits=limits,
         )
     finally:
         if ticker is not None:

@@ -49,10 +49,10 @@ class TradingGraphQL(GraphQL[Context, None]):
         )
 
     async def on_ws_connect(self, context: Context) -> None:
-        """connection_init's `authorization` (or `Authorization`) signs the connection in;
+        """connection_init's `authorization` (any case) signs the connection in;
         a bad or expired token closes it (4403 on graphql-transport-ws)."""
-        params = context.connection_params or {}
-        authorization = params.get("authorization", params.get("Authorization"))
+        params = {str(name).lower(): value for name, value in (context.connection_params or {}).items()}
+        authorization = params.get("authorization")
         if authorization is None:
             return
         auth = authenticate(context.services.access_tokens, authorization)

@@ -8,13 +8,14 @@ one check, so response times do not reveal which usernames exist.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from server.threads import WorkerSlots, WorkerTimeoutError
 
 T = TypeVar("T")
 MIN_LENGTH = 10
@@ -83,21 +84,14 @@ class PasswordService:
             parallelism=parameters.parallelism,
             type=Type.ID,
         )
-        self._slots = asyncio.Semaphore(max_concurrent)
-        self._timeout = timeout_seconds
+        self._workers = WorkerSlots(max_concurrent, timeout_seconds=timeout_seconds)
         self._dummy_hash = self._hasher.hash("not a real password: evens out unknown-user timing")
 
     async def _offload(self, function: Callable[..., T], *args: object) -> T:
-        # The timeout covers the wait for a free thread too: under a flood of sign-ins a
-        # caller gets a clear failure instead of queueing without bound.
         try:
-            return await asyncio.wait_for(self._in_thread(function, *args), self._timeout)
-        except TimeoutError:
+            return await self._workers.run(function, *args)
+        except WorkerTimeoutError:
             raise PasswordHashTimeoutError from None
-
-    async def _in_thread(self, function: Callable[..., T], *args: object) -> T:
-        async with self._slots:
-            return await asyncio.to_thread(function, *args)
 
     async def hash(self, password: str) -> str:
         return await self._offload(self._hasher.hash, password)

@@ -198,5 +198,14 @@ async def test_rotate_keys_reencrypts_under_the_new_primary_key(client: httpx.As
     async with app.state.services.sessions() as session:
         [row] = (await session.exec(select(BrokerConnection).where(BrokerConnection.kind == "ALPACA_PAPER"))).all()
     only_new = Vault([new_key])  # the old key is no longer needed
+    # Without the key a credential was made with, rotation reports it and fails.
+    environment["FERNET_KEYS"] = Fernet.generate_key().decode()
+    command = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server", "rotate-keys", env=environment, stderr=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(60):
+        _, errors = await command.communicate()
+    assert command.returncode == 1
+    assert b"credential cannot be decrypted" in errors
     assert only_new.decrypt(row.api_key_ciphertext or "") == KEY_ID
     assert only_new.decrypt(row.secret_key_ciphertext or "") == SECRET_KEY

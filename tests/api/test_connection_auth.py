@@ -48,9 +48,10 @@ async def _open(address: str, payload: dict[str, Any], protocol: str = "graphql-
     return ws
 
 
-async def test_connection_init_signs_the_connection_in(address: str) -> None:
+@pytest.mark.parametrize("key", ["authorization", "Authorization"])
+async def test_connection_init_signs_the_connection_in(address: str, key: str) -> None:
     token = await _signed_in_token(address)
-    ws = await _open(address, {"authorization": f"Bearer {token}"})
+    ws = await _open(address, {key: f"Bearer {token}"})
     try:
         assert (await _receive(ws))["type"] == "connection_ack"
         await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": "{ me { username } }"}}))

@@ -61,13 +61,12 @@ async def test_hashing_leaves_the_event_loop_free() -> None:
     assert ticks >= 0.3 * elapsed / 0.005
 
 
-async def test_a_backlog_times_out_instead_of_queueing_forever() -> None:
-    service = PasswordService(max_concurrent=1, timeout_seconds=0.3)
-    # Each job takes 0.2 s on the only thread: the first fits the budget; the second's
-    # wait for the thread counts against its budget too, so it runs out.
-    results = await asyncio.gather(*(service._offload(time.sleep, 0.2) for _ in range(2)), return_exceptions=True)
-    assert results[0] is None
-    assert isinstance(results[1], PasswordHashTimeoutError)
+async def test_a_backlog_of_hashes_is_refused_in_time() -> None:
+    slow = PasswordService(
+        HashingParameters(time_cost=3, memory_cost=64 * 1024), max_concurrent=1, timeout_seconds=0.05
+    )
+    results = await asyncio.gather(*(slow.hash(f"password number {i}!") for i in range(3)), return_exceptions=True)
+    assert all(isinstance(result, PasswordHashTimeoutError) for result in results[1:])
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,7 @@ from server.api.users.types import (
 )
 from server.users.brokers import BrokerKeys, BrokerKind, PreparedConnection
 from server.users.problems import UserProblem
-
-MAX_LOGIN_LENGTH = 254
+from server.users.service import registration_problems
 
 
 def _keys(api_key: str | None, secret_key: str | None) -> BrokerKeys | None:
@@ -34,6 +33,9 @@ class AccountMutation:
         services = info.context.services
         broker: PreparedConnection | None = None
         keys = _keys(input.alpaca_api_key, input.alpaca_secret_key)
+        problems = registration_problems(input.username, input.email, input.password)
+        if problems:  # before asking the broker anything
+            return AuthPayload(user_errors=UserError.of(problems))
         if keys is not None:
             kind = BrokerKind.ALPACA_PAPER if input.alpaca_paper else BrokerKind.ALPACA_LIVE
             prepared = await services.connections.prepare(kind, keys, None)
@@ -48,13 +50,8 @@ class AccountMutation:
     @strawberry.mutation(description="Sign in with a username (or email) and password.")
     async def login(self, info: Info, input: LoginInput) -> AuthPayload:
         services = info.context.services
-        limits = services.limits
-        login = input.username.strip().lower()[:MAX_LOGIN_LENGTH]
-        await limits.login_ip.hit(info.context.client_ip or "unknown")  # every attempt from an address
-        async with limits.login_username.attempt(login) as attempt:  # only failures count
-            result = await services.users.login(login, input.password, info.context.actor)
-            attempt.failed = isinstance(result, list) and any(p.code == "INVALID_CREDENTIALS" for p in result)
-        return AuthPayload.of(result)
+        await services.limits.login_ip.hit(info.context.client_ip or "unknown")  # every attempt from an address
+        return AuthPayload.of(await services.users.login(input.username, input.password, info.context.actor))
 
     @strawberry.mutation(description="Trade a refresh token for a new session; the old token is spent.")
     async def refresh_token(self, info: Info, refresh_token: str) -> AuthPayload:

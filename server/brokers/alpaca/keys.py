@@ -1,13 +1,12 @@
 """Checking a pair of Alpaca keys against the broker before they are stored.
 
 alpaca-py's clients are blocking (requests), retry 429s by sleeping, and set no request
-timeout; so the check runs in a worker thread, with alpaca-py's own retries off and a
-timeout both on the HTTP request and on the wait for the thread.
+timeout; so the check runs in a worker thread (a few at most), with alpaca-py's own
+retries off and a timeout both on the HTTP request and on the wait for the thread.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
@@ -17,8 +16,11 @@ import requests
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 
+from server.threads import WorkerSlots, WorkerTimeoutError
+
 logger = logging.getLogger(__name__)
 AUTH_FAILURE_STATUSES = {401, 403}
+MAX_CONCURRENT_CHECKS = 4
 
 
 class KeyVerdict(StrEnum):
@@ -37,17 +39,18 @@ class AlpacaKeyChecker:
     def __init__(self, *, trading_url: str | None, timeout_seconds: float) -> None:
         self._trading_url = trading_url
         self._timeout = timeout_seconds
+        self._workers = WorkerSlots(MAX_CONCURRENT_CHECKS, timeout_seconds=timeout_seconds + 1)
 
     async def check(self, api_key: str, secret_key: str, *, paper: bool) -> KeyCheck:
         call = partial(self._account_status, api_key, secret_key, paper=paper)
         try:
-            status = await asyncio.wait_for(asyncio.to_thread(call), self._timeout + 1)
+            status = await self._workers.run(call)
         except APIError as error:
             if error.status_code in AUTH_FAILURE_STATUSES:
                 return KeyCheck(KeyVerdict.REJECTED)
             logger.warning("broker key check failed", extra={"status": error.status_code})
             return KeyCheck(KeyVerdict.UNAVAILABLE)
-        except (requests.RequestException, TimeoutError, ValueError) as error:
+        except (requests.RequestException, WorkerTimeoutError, ValueError) as error:
             logger.warning("broker key check failed", extra={"error": type(error).__name__})
             return KeyCheck(KeyVerdict.UNAVAILABLE)
         return KeyCheck(KeyVerdict.ACCEPTED, status)
