@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             logger.error("no such user", extra={"username": args.username})
             return 1
         return 0
-    run_uvicorn(create_app(settings), settings.host, settings.port)
+    run_uvicorn(create_app(settings, secrets=secrets), settings.host, settings.port)
     return 0
 
 

@@ -19,6 +19,7 @@ from server.brokers.paper.clock import Clock
 from server.db import ping
 from server.limits import BodySizeLimitMiddleware
 from server.log import RequestIdMiddleware, configure_logging
+from server.security.secrets import ServerSecrets
 from server.services import Services, run_services
 from server.settings import Settings
 
@@ -57,12 +58,14 @@ async def index(_request: Request) -> JSONResponse:
     return JSONResponse({"service": "alpaca-graphql", "graphql": "/graphql", "health": "/healthz", "ready": "/readyz"})
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None, *, clock: Clock | None = None, secrets: ServerSecrets | None = None
+) -> Starlette:
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with run_services(settings, clock=clock) as services:
+        async with run_services(settings, clock=clock, secrets=secrets) as services:
             app.state.services = services
             logger.info("server ready", extra={"environment": settings.environment.value})
             yield

@@ -24,7 +24,7 @@ from server.brokers.paper.market_data import PaperQuoteSource
 from server.db import create_engine, session_factory, upgrade_database_async
 from server.security.passwords import HashingParameters, PasswordService
 from server.security.ratelimit import RateLimits
-from server.security.secrets import resolve_secrets
+from server.security.secrets import ServerSecrets, resolve_secrets
 from server.security.tokens import AccessTokens
 from server.security.vault import Vault
 from server.settings import Settings
@@ -54,9 +54,12 @@ class Services:
 
 
 @asynccontextmanager
-async def run_services(settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[Services]:
+async def run_services(
+    settings: Settings, *, clock: Clock | None = None, secrets: ServerSecrets | None = None
+) -> AsyncIterator[Services]:
+    """`secrets`, when the caller has resolved them already (the CLI does, to refuse early)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    secrets = resolve_secrets(settings)  # refuses to go on in production without real secrets
+    secrets = secrets or resolve_secrets(settings)  # refuses to go on in production without real secrets
     if settings.auto_migrate:
         await upgrade_database_async(settings.database_url)
         logger.info("database migrated", extra={"dialect": settings.database_url.split(":", 1)[0]})

@@ -13,7 +13,6 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from server.api.context import Context
-from server.api.errors import rate_limited
 from server.security.ratelimit import RateLimited
 
 
@@ -28,12 +27,7 @@ class OperationRateLimit(SchemaExtension):
                     await limits.user.hit(claims.user_id)
                 else:
                     await limits.anonymous.hit(context.client_ip or "unknown")
-            except RateLimited as error:
-                refusal = rate_limited(error.retry_after)
-                self.execution_context.result = GraphQLExecutionResult(
-                    data=None,
-                    errors=[
-                        GraphQLError(refusal.message, extensions={"code": refusal.code.value, **refusal.extensions})
-                    ],
-                )
+            except RateLimited as error:  # coded like any other error, by ErrorCodes
+                refusal = GraphQLError(str(error), original_error=error)
+                self.execution_context.result = GraphQLExecutionResult(data=None, errors=[refusal])
         yield

@@ -18,9 +18,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import RefreshToken, User
 from server.users.audit import Actor, record
+from server.users.problems import UserProblem
 from server.users.service import revoke_refresh_tokens
 
 MAX_PAGE = 200
+MAX_NOTIONAL = Decimal(10) ** 12
+USER_NOT_FOUND = UserProblem("USER_NOT_FOUND", "No user has that id.", "userId")
+Outcome = User | list[UserProblem]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,20 @@ class RiskLimits:
     max_order_notional: Decimal | None = None
     max_position_notional: Decimal | None = None
     price_band_percent: Decimal | None = None
+
+    def problems(self) -> list[UserProblem]:
+        problems = []
+        for name, value in (
+            ("maxOrderNotional", self.max_order_notional),
+            ("maxPositionNotional", self.max_position_notional),
+        ):
+            if value is not None and not 0 < value <= MAX_NOTIONAL:
+                problems.append(UserProblem("INVALID_LIMIT", f"{name} must be positive and at most 10^12.", name))
+        band = self.price_band_percent
+        if band is not None and not 0 < band <= 100:
+            message = "priceBandPercent must be above 0 and at most 100."
+            problems.append(UserProblem("INVALID_LIMIT", message, "priceBandPercent"))
+        return problems
 
 
 class UserAdmin:
@@ -45,7 +63,7 @@ class UserAdmin:
                 query = query.where(col(User.username) > after)
             return list((await session.exec(query)).all())
 
-    async def set_active(self, user_id: str, active: bool, actor: Actor) -> User | None:
+    async def set_active(self, user_id: str, active: bool, actor: Actor) -> Outcome:
         async def change(session: AsyncSession, user: User) -> _Audit:
             user.is_active = active
             if not active:
@@ -54,7 +72,11 @@ class UserAdmin:
 
         return await self._change(user_id, change, actor)
 
-    async def set_risk_limits(self, user_id: str, limits: RiskLimits, actor: Actor) -> User | None:
+    async def set_risk_limits(self, user_id: str, limits: RiskLimits, actor: Actor) -> Outcome:
+        problems = limits.problems()
+        if problems:
+            return problems
+
         async def change(_session: AsyncSession, user: User) -> _Audit:
             user.max_order_notional = limits.max_order_notional
             user.max_position_notional = limits.max_position_notional
@@ -63,7 +85,7 @@ class UserAdmin:
 
         return await self._change(user_id, change, actor)
 
-    async def set_kill_switch(self, user_id: str, engaged: bool, actor: Actor) -> User | None:
+    async def set_kill_switch(self, user_id: str, engaged: bool, actor: Actor) -> Outcome:
         async def change(_session: AsyncSession, user: User) -> _Audit:
             user.kill_switch = engaged
             return _Audit("kill_switch", "engaged" if engaged else "released")
@@ -72,12 +94,12 @@ class UserAdmin:
 
     async def _change(
         self, user_id: str, change: Callable[[AsyncSession, User], Awaitable[_Audit]], actor: Actor
-    ) -> User | None:
-        """Load the user, apply `change`, audit it in the same transaction; None if no such user."""
+    ) -> Outcome:
+        """Load the user, apply `change`, audit it in the same transaction."""
         async with self._sessions() as session:
             user = await session.get(User, user_id)
             if user is None:
-                return None
+                return [USER_NOT_FOUND]
             audit = await change(session, user)
             user.updated_at = self._now()
             record(session, audit.action, audit.outcome, actor, target=user_id, **audit.detail)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.brokers.alpaca.keys import KeyCheck, KeyVerdict
+from server.brokers.alpaca.keys import KeyVerdict
 from server.models import BrokerConnection
 from server.security.vault import Vault, key_hint
 from server.users.audit import Actor, record
@@ -44,7 +44,7 @@ class BrokerKeys:
 
 
 class KeyChecker(Protocol):
-    async def check(self, api_key: str, secret_key: str, *, paper: bool) -> KeyCheck: ...
+    async def check(self, api_key: str, secret_key: str, *, paper: bool) -> KeyVerdict: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +85,9 @@ class BrokerConnections:
         if keys is None:
             return PreparedConnection(kind, label)
         verdict = await self._checker.check(keys.api_key, keys.secret_key, paper=kind is not BrokerKind.ALPACA_LIVE)
-        if verdict.verdict is KeyVerdict.REJECTED:
+        if verdict is KeyVerdict.REJECTED:
             return [UserProblem("BROKER_AUTH_FAILED", "The broker refused these keys.", "apiKey")]
-        if verdict.verdict is KeyVerdict.UNAVAILABLE:
+        if verdict is KeyVerdict.UNAVAILABLE:
             return [UserProblem("BROKER_UNAVAILABLE", "The broker could not be reached to check the keys; try again.")]
         return PreparedConnection(
             kind,
@@ -120,14 +120,6 @@ class BrokerConnections:
                 .order_by(col(BrokerConnection.created_at), col(BrokerConnection.id))
             )
             return list(rows.all())
-
-    def keys_of(self, connection: BrokerConnection) -> BrokerKeys:
-        """The plaintext keys, for the broker adapter only (never for an answer or a log)."""
-        if connection.api_key_ciphertext is None or connection.secret_key_ciphertext is None:
-            raise ValueError("this connection has no keys")
-        return BrokerKeys(
-            self._vault.decrypt(connection.api_key_ciphertext), self._vault.decrypt(connection.secret_key_ciphertext)
-        )
 
 
 async def add_connection(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import strawberry
 
 from server.api.auth import admin_user
@@ -14,30 +12,17 @@ from server.models import User as UserRow
 from server.users.admin import RiskLimits
 from server.users.problems import UserProblem
 
-NOT_FOUND = UserProblem("USER_NOT_FOUND", "No user has that id.", "userId")
-MAX_NOTIONAL = Decimal(10) ** 12
+
+def _payload(outcome: UserRow | list[UserProblem]) -> AdminUserPayload:
+    if isinstance(outcome, list):
+        return AdminUserPayload(user_errors=[_error(problem) for problem in outcome])
+    return AdminUserPayload(user=User.from_row(outcome))
 
 
-def _payload(user: UserRow | None) -> AdminUserPayload:
-    if user is None:
-        return AdminUserPayload(user_errors=UserError.of([NOT_FOUND], prefix=()))
-    return AdminUserPayload(user=User.from_row(user))
-
-
-def _check_limits(limits: RiskLimitsInput) -> list[UserProblem]:
-    problems = []
-    for name, value in (
-        ("maxOrderNotional", limits.max_order_notional),
-        ("maxPositionNotional", limits.max_position_notional),
-    ):
-        if value is not None and not 0 < value <= MAX_NOTIONAL:
-            problems.append(UserProblem("INVALID_LIMIT", f"{name} must be positive and at most 10^12.", name))
-    band = limits.price_band_percent
-    if band is not None and not 0 < band <= 100:
-        problems.append(
-            UserProblem("INVALID_LIMIT", "priceBandPercent must be above 0 and at most 100.", "priceBandPercent")
-        )
-    return problems
+def _error(problem: UserProblem) -> UserError:
+    """userId is an argument of its own; the limits are fields of `input`."""
+    [error] = UserError.of([problem], prefix=() if problem.field == "userId" else ("input",))
+    return error
 
 
 @strawberry.type
@@ -64,9 +49,6 @@ class AdminMutation:
     @strawberry.mutation(description="Admin only: set a user's risk limits (null keeps the server default).")
     async def set_risk_limits(self, info: Info, user_id: strawberry.ID, input: RiskLimitsInput) -> AdminUserPayload:
         await admin_user(info)
-        problems = _check_limits(input)
-        if problems:
-            return AdminUserPayload(user_errors=UserError.of(problems))
         limits = RiskLimits(input.max_order_notional, input.max_position_notional, input.price_band_percent)
         return _payload(await info.context.services.admin.set_risk_limits(str(user_id), limits, info.context.actor))
 

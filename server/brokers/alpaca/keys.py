@@ -8,7 +8,6 @@ retries off and a timeout both on the HTTP request and on the wait for the threa
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
 
@@ -29,37 +28,30 @@ class KeyVerdict(StrEnum):
     UNAVAILABLE = "unavailable"  # the broker could not be asked
 
 
-@dataclass(frozen=True, slots=True)
-class KeyCheck:
-    verdict: KeyVerdict
-    account_status: str | None = None
-
-
 class AlpacaKeyChecker:
     def __init__(self, *, trading_url: str | None, timeout_seconds: float) -> None:
         self._trading_url = trading_url
         self._timeout = timeout_seconds
         self._workers = WorkerSlots(MAX_CONCURRENT_CHECKS, timeout_seconds=timeout_seconds + 1)
 
-    async def check(self, api_key: str, secret_key: str, *, paper: bool) -> KeyCheck:
-        call = partial(self._account_status, api_key, secret_key, paper=paper)
+    async def check(self, api_key: str, secret_key: str, *, paper: bool) -> KeyVerdict:
+        call = partial(self._fetch_account, api_key, secret_key, paper=paper)
         try:
-            status = await self._workers.run(call)
+            await self._workers.run(call)
         except APIError as error:
             if error.status_code in AUTH_FAILURE_STATUSES:
-                return KeyCheck(KeyVerdict.REJECTED)
+                return KeyVerdict.REJECTED
             logger.warning("broker key check failed", extra={"status": error.status_code})
-            return KeyCheck(KeyVerdict.UNAVAILABLE)
+            return KeyVerdict.UNAVAILABLE
         except (requests.RequestException, WorkerTimeoutError, ValueError) as error:
             logger.warning("broker key check failed", extra={"error": type(error).__name__})
-            return KeyCheck(KeyVerdict.UNAVAILABLE)
-        return KeyCheck(KeyVerdict.ACCEPTED, status)
+            return KeyVerdict.UNAVAILABLE
+        return KeyVerdict.ACCEPTED
 
-    def _account_status(self, api_key: str, secret_key: str, *, paper: bool) -> str:
+    def _fetch_account(self, api_key: str, secret_key: str, *, paper: bool) -> None:
         client = TradingClient(api_key, secret_key, paper=paper, url_override=self._trading_url)
         # No public knobs for these: retries are the caller's to make (never by sleeping
         # in a pool thread), and requests waits forever unless told otherwise.
         client._retry = 0
         client._session.request = partial(client._session.request, timeout=self._timeout)  # type: ignore[method-assign]
-        status = getattr(client.get_account(), "status", None)
-        return str(getattr(status, "value", status))
+        client.get_account()
