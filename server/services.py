@@ -129,7 +129,7 @@ async def run_ticker(exchange: PaperExchange, tick_seconds: float) -> None:
     while True:
         await asyncio.sleep(tick_seconds)
         try:
+            exchange.advance()  # work every step first; then move the symbols nobody trades
             exchange.market.advance_all()
-            exchange.advance()
         except Exception:
             logger.exception("market tick failed")

@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from server.brokers.base import (
-    InsufficientBuyingPowerError,
     InsufficientQtyError,
     NotFoundError,
     OrderRejectedError,
@@ -79,6 +78,7 @@ class PaperExchange:
         self._last_emitted: tuple[PaperOrder, Order] | None = None
         self._step = -1
         self._reach(market.current_step())
+        market.before_moving(self.advance)
 
     # ----- accounts -------------------------------------------------------------------
 
@@ -253,27 +253,20 @@ class PaperExchange:
         }
         if change.trail is not None:
             fields["trail_price" if request.trail_price is not None else "trail_percent"] = change.trail
-        new_request = _with(request, **fields)
-        if old.parent_id is None:
+        new_request = replace(request, **fields)  # type: ignore[arg-type]
+        self.book.check_client_order_id(account_id, new_request.client_order_id)
+        now = self.now()
+        holds, expires_at = ZERO, old.expires_at  # an exit leg lives and dies with its parent
+        if old.parent_id is None:  # the same checks as a new order, the old one's share counted free
             instrument = self._instrument(request.symbol)
             validate_request(
                 new_request, fractionable=instrument.fractionable, is_option=instrument.contract is not None
             )
-        self.book.check_client_order_id(account_id, new_request.client_order_id)
-        now = self.now()
-        if old.parent_id is None:
-            holds = risk.exposure(
-                new_request,
-                new_request.qty,
-                self._account(account_id).position_qty(old.symbol),
-                self._quote(old.symbol),
-                old.multiplier,
+            account = self._account(account_id)
+            holds = risk.check_order(
+                account, new_request, instrument, self.book, self._quote, self._buying_power, replacing=old
             )
-            available = self._buying_power(self._account(account_id))
-            if holds - old.reserved > available:
-                raise InsufficientBuyingPowerError()
-        else:
-            holds = Decimal(0)
+            expires_at = self._session_close(now) if new_request.time_in_force is TimeInForce.DAY else None
         new = PaperOrder(
             account_id,
             new_request,
@@ -283,12 +276,13 @@ class PaperExchange:
             now,
             replaces=old.id,
             parent_id=old.parent_id,
-            expires_at=old.expires_at,
+            expires_at=expires_at,
             hwm=old.hwm,
         )
         new.reserved = holds
-        new.legs = old.legs
-        old.legs = []
+        new.legs, old.legs = old.legs, []
+        for leg in new.legs:  # the exits now belong to the new order, and expire with it
+            leg.parent_id, leg.expires_at = new.id, expires_at
         old.replaced_by, old.replaced_at = new.id, now
         self._close(old, OrderStatus.REPLACED, TradeEvent.REPLACED, cascade=False)
         if old.parent_id:
@@ -486,7 +480,3 @@ class PaperExchange:
 
 def _flat(order: PaperOrder) -> Order:
     return order.snapshot()._replace(legs=())
-
-
-def _with(request: OrderRequest, **changes: object) -> OrderRequest:
-    return replace(request, **changes)  # type: ignore[arg-type]

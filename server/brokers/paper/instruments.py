@@ -27,8 +27,9 @@ class Instruments:
     def __init__(self, market: MarketSimulator) -> None:
         self.market = market
         self._roots = {spec.symbol.replace(".", ""): spec.symbol for spec in market.assets.values()}
-        # Bounded by the symbols that exist (the universe and its listed contracts).
-        self._resolved: dict[str, Instrument | None] = {}
+        # Bounded by the symbols that exist (the universe and its listed contracts): misses
+        # are not kept, or any client could grow it with made-up symbols.
+        self._resolved: dict[str, Instrument] = {}
 
     def today(self) -> date:
         return self.market.clock.now().astimezone(NEW_YORK).date()
@@ -46,9 +47,12 @@ class Instruments:
         return ContractSpec(symbol, underlying, option_type, strike, expiration)
 
     def resolve(self, symbol: str) -> Instrument | None:
-        if symbol not in self._resolved:
-            self._resolved[symbol] = self._resolve(symbol)
-        return self._resolved[symbol]
+        instrument = self._resolved.get(symbol)
+        if instrument is None:
+            instrument = self._resolve(symbol)
+            if instrument is not None:
+                self._resolved[symbol] = instrument
+        return instrument
 
     def _resolve(self, symbol: str) -> Instrument | None:
         asset = self.market.assets.get(symbol)
@@ -81,7 +85,7 @@ class Instruments:
 
     def greeks(self, contract: ContractSpec, now: datetime) -> tuple[float, Greeks]:
         """(implied volatility, greeks) of a contract at the underlying's current mid."""
-        quote = self.market.quote_at_step(contract.underlying, self.market.current_step())
+        quote = self.market.quote(contract.underlying)
         spot = float((quote.bid_price + quote.ask_price) / 2)
         base = self.market.assets[contract.underlying].volatility
         vol = options.implied_volatility(base, spot, float(contract.strike))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from types import MappingProxyType
@@ -125,6 +125,7 @@ class MarketSimulator:
         self.tick = timedelta(seconds=tick_seconds)
         self.epoch = clock.now().replace(microsecond=0)
         self._history_cache: dict[tuple[str, bool], list[Bar]] = {}
+        self._catch_up: Callable[[], None] | None = None
         self._assets = MappingProxyType({spec.symbol: spec for spec in universe})
         self._walks = {
             spec.symbol: SymbolWalk(spec, seed=seed, tick_seconds=tick_seconds, epoch=self.epoch)
@@ -142,7 +143,7 @@ class MarketSimulator:
         unknown = [symbol for symbol in dict.fromkeys(symbols) if symbol not in self._walks]
         if unknown:
             raise UnknownSymbolError(unknown)
-        step = self.current_step()
+        step = self.present_step()
         result: dict[str, Quote] = {}
         for symbol in symbols:
             walk = self._walks[symbol]
@@ -159,6 +160,20 @@ class MarketSimulator:
     def time_of_step(self, step: int) -> datetime:
         return self.epoch + step * self.tick
 
+    def before_moving(self, catch_up: Callable[[], None]) -> None:
+        """Have `catch_up` run whenever a reader is about to move the walks to the present.
+
+        Each walk keeps only its latest quote, so once a reader has moved the market on,
+        the steps in between are gone. The exchange registers its `advance` here, so it
+        works every step (matching, stops, expiries) before any read skips past them."""
+        self._catch_up = catch_up
+
+    def present_step(self) -> int:
+        """The present step, after letting the exchange catch up to it."""
+        if self._catch_up is not None:
+            self._catch_up()
+        return self.current_step()
+
     def quote_at_step(self, symbol: str, step: int) -> Quote:
         """The quote at `step`, which must not be behind what the symbol has already reached."""
         walk = self._walks[symbol]
@@ -167,7 +182,7 @@ class MarketSimulator:
 
     def advance_all(self) -> None:
         """Step every symbol to the present (a running server does this each tick)."""
-        step = self.current_step()
+        step = self.present_step()
         for walk in self._walks.values():
             walk.advance_to(step)
 
@@ -175,7 +190,7 @@ class MarketSimulator:
         walk = self._walks.get(symbol)
         if walk is None:
             raise UnknownSymbolError([symbol])
-        walk.advance_to(self.current_step())
+        walk.advance_to(self.present_step())
         return walk
 
     def latest_trade(self, symbol: str) -> Trade | None:

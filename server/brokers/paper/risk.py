@@ -17,6 +17,7 @@ from server.brokers.domain import OrderRequest, OrderSide, Quote
 from server.brokers.paper.accounts import PaperAccount
 from server.brokers.paper.book import OrderBook
 from server.brokers.paper.instruments import Instrument
+from server.brokers.paper.orders import PaperOrder
 
 ZERO = Decimal(0)
 QuoteOf = Callable[[str], Quote]
@@ -43,10 +44,19 @@ def check_order(
     book: OrderBook,
     quote_of: QuoteOf,
     buying_power_of: BuyingPowerOf,
+    *,
+    replacing: PaperOrder | None = None,
 ) -> Decimal:
-    """Raise Alpaca's rejection, or return the buying power the order will hold."""
+    """Raise Alpaca's rejection, or return the buying power the order will hold.
+
+    `replacing` is the open order this one replaces: what it commits and holds is
+    counted as free, since it goes when this one is accepted."""
     held = account.position_qty(request.symbol)
     committed = book.committed(account.id, request.symbol, request.side)
+    freed = ZERO
+    if replacing is not None:
+        committed -= replacing.remaining or ZERO
+        freed = replacing.reserved
     qty = request.qty if request.qty is not None else ZERO
     reducing = held > 0 if request.side is OrderSide.SELL else held < 0
     if reducing and qty + committed > abs(held):
@@ -59,6 +69,6 @@ def check_order(
         if request.notional is not None or qty != qty.to_integral():
             raise OrderRejectedError("fractional orders cannot be sold short", code=42210000, status=422)
     cost = exposure(request, request.qty, held, quote_of(request.symbol), instrument.multiplier)
-    if cost > buying_power_of(account):
+    if cost > buying_power_of(account) + freed:
         raise InsufficientBuyingPowerError()
     return cost

@@ -5,7 +5,13 @@ from decimal import Decimal
 
 import pytest
 
-from server.brokers.base import InsufficientBuyingPowerError, InsufficientQtyError, NotFoundError, OrderRejectedError
+from server.brokers.base import (
+    InsufficientBuyingPowerError,
+    InsufficientQtyError,
+    NotFoundError,
+    OrderRejectedError,
+    UnknownSymbolError,
+)
 from server.brokers.domain import (
     OrderClass,
     OrderRequest,
@@ -16,6 +22,7 @@ from server.brokers.domain import (
     StopLoss,
     TakeProfit,
     TimeInForce,
+    TradeEvent,
 )
 from server.brokers.paper.calendar import NyseCalendar
 from tests.utils.paper import PaperWorld, lowest_bid_ahead, paper_world
@@ -312,6 +319,63 @@ def test_replace_makes_a_new_order_and_retires_the_old(world: PaperWorld) -> Non
         world.exchange.replace(world.account_id, order.id, ReplaceRequest(qty=D(3)))
 
 
+def test_replacing_a_bracket_entry_keeps_its_exits_one_cancels_the_other(world: PaperWorld) -> None:
+    ask = world.exchange.quote("MSFT").ask_price
+    order = world.exchange.submit(
+        world.account_id,
+        buy(
+            "MSFT",
+            "10",
+            type=OrderType.LIMIT,
+            limit_price=ask - 20,
+            order_class=OrderClass.BRACKET,
+            take_profit=TakeProfit(ask + D("0.30")),
+            stop_loss=StopLoss(ask - D("0.30")),
+        ),
+    )
+    entry = world.exchange.replace(world.account_id, order.id, ReplaceRequest(limit_price=ask + 1))
+    assert entry.status is OrderStatus.FILLED
+    assert all(leg.status is OrderStatus.NEW for leg in entry.legs)
+    world.step_until(
+        lambda: any(
+            leg.status is OrderStatus.FILLED for leg in world.exchange.get_order(world.account_id, entry.id).legs
+        ),
+        limit=7200,
+    )
+    world.step(times=5)
+    statuses = sorted(leg.status.value for leg in world.exchange.get_order(world.account_id, entry.id).legs)
+    assert statuses == ["canceled", "filled"]
+    assert world.exchange.positions(world.account_id) == []  # one exit, never both
+
+
+def test_a_replacement_passes_the_same_checks_as_a_new_order(world: PaperWorld) -> None:
+    world.exchange.submit(world.account_id, buy("AAPL", "5"))
+    high = world.exchange.quote("AAPL").ask_price * 2
+    sell_order = world.exchange.submit(world.account_id, sell("AAPL", "5", type=OrderType.LIMIT, limit_price=high))
+    with pytest.raises(InsufficientQtyError):  # would sell 495 more than held
+        world.exchange.replace(world.account_id, sell_order.id, ReplaceRequest(qty=D(500)))
+    # Its own 5 shares count as free: replacing it with the same size is fine.
+    same = world.exchange.replace(world.account_id, sell_order.id, ReplaceRequest(limit_price=high + 1))
+    assert same.qty == 5
+    limit = world.exchange.quote("SPY").bid_price / 2
+    resting = world.exchange.submit(world.account_id, buy("SPY", "1", type=OrderType.LIMIT, limit_price=limit))
+    with pytest.raises(InsufficientBuyingPowerError):
+        world.exchange.replace(world.account_id, resting.id, ReplaceRequest(qty=D(10**6)))
+
+
+def test_a_replacement_expires_by_its_own_time_in_force(world: PaperWorld) -> None:
+    low = world.exchange.quote("SPY").bid_price / 2
+    day = world.exchange.submit(world.account_id, buy("SPY", "1", type=OrderType.LIMIT, limit_price=low))
+    gtc = world.exchange.replace(world.account_id, day.id, ReplaceRequest(time_in_force=TimeInForce.GTC))
+    back = world.exchange.submit(
+        world.account_id, buy("SPY", "1", type=OrderType.LIMIT, limit_price=low, time_in_force=TimeInForce.GTC)
+    )
+    now_day = world.exchange.replace(world.account_id, back.id, ReplaceRequest(time_in_force=TimeInForce.DAY))
+    world.step(timedelta(hours=15).total_seconds())  # past the end of the day
+    assert world.exchange.get_order(world.account_id, gtc.id).status is OrderStatus.NEW
+    assert world.exchange.get_order(world.account_id, now_day.id).status is OrderStatus.EXPIRED
+
+
 def test_cancel_and_cancel_again(world: PaperWorld) -> None:
     order = world.exchange.submit(world.account_id, buy("SPY", "1", type=OrderType.LIMIT, limit_price=D(100)))
     assert world.exchange.cancel(world.account_id, order.id).status is OrderStatus.CANCELED
@@ -357,3 +421,25 @@ def test_realized_pl_on_a_round_trip(world: PaperWorld) -> None:
     account = world.exchange.account(world.account_id)
     assert account.realized_pl == 10 * (sold.filled_avg_price - bought.filled_avg_price)
     assert account.cash == D(100000) + account.realized_pl
+
+
+def test_a_reader_moving_the_market_on_does_not_skip_the_exchange_past_steps(world: PaperWorld) -> None:
+    displayed = world.exchange.quote("SIRI").ask_size
+    order = world.exchange.submit(world.account_id, buy("SIRI", str(displayed * 20)))
+    world.clock.advance(10)
+    world.exchange.market.quotes(["SIRI"])  # a quote query arrives before the exchange has caught up
+    world.exchange.advance()
+    fills = [
+        u for u in world.updates if u.order.id == order.id and u.event in {TradeEvent.FILL, TradeEvent.PARTIAL_FILL}
+    ]
+    # One fill per step, each at its own step's quote: none of the steps was skipped.
+    assert len(fills) > 3
+    assert len({fill.timestamp for fill in fills}) == len(fills)
+    assert fills[-1].event is TradeEvent.FILL
+
+
+def test_made_up_symbols_leave_nothing_behind(world: PaperWorld) -> None:
+    for number in range(50):
+        with pytest.raises(UnknownSymbolError):
+            world.exchange.quote(f"ZZ{number}")
+    assert len(world.exchange.instruments._resolved) <= len(world.exchange.market.assets) + 1
