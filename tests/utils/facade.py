@@ -29,8 +29,10 @@ class Facade:
 
 
 @asynccontextmanager
-async def serve_facade(world: PaperWorld, *, rate_limit_per_minute: int | None = None) -> AsyncIterator[Facade]:
-    keys = KeyStore([KeyPair(KEY_ID, SECRET_KEY, world.account_id)])
+async def serve_facade(
+    world: PaperWorld, *, rate_limit_per_minute: int | None = None, more_keys: tuple[KeyPair, ...] = ()
+) -> AsyncIterator[Facade]:
+    keys = KeyStore([KeyPair(KEY_ID, SECRET_KEY, world.account_id), *more_keys])
     faults = Faults()
     app = create_facade(
         world.exchange, keys, faults=faults, rate_limit_per_minute=rate_limit_per_minute, fault_token=FAULT_TOKEN

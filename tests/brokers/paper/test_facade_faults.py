@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from server.brokers.paper.facade.access import KeyPair
 from tests.utils.facade import FAULT_TOKEN, KEY_ID, SECRET_KEY, Facade, serve_facade
 from tests.utils.paper import paper_world
 
@@ -15,9 +16,12 @@ pytestmark = pytest.mark.anyio
 AUTH = {"APCA-API-KEY-ID": KEY_ID, "APCA-API-SECRET-KEY": SECRET_KEY}
 
 
+OTHER = KeyPair("PKOTHER000000000002", "another-secret-for-tests-0002", "other-account")
+
+
 @pytest.fixture
 async def facade() -> AsyncIterator[Facade]:
-    async with serve_facade(paper_world(), rate_limit_per_minute=5) as served:
+    async with serve_facade(paper_world(), rate_limit_per_minute=5, more_keys=(OTHER,)) as served:
         yield served
 
 
@@ -42,8 +46,15 @@ async def test_more_than_the_limit_per_minute_gets_429(http: httpx.AsyncClient) 
 async def test_the_limit_is_per_key(facade: Facade, http: httpx.AsyncClient) -> None:
     for _ in range(5):
         await http.get("/v2/clock")
-    stranger = await http.get("/v2/clock", headers={"APCA-API-KEY-ID": "PKOTHER", "APCA-API-SECRET-KEY": "x"})
-    assert stranger.status_code == 401  # not counted against, nor limited by, another key
+    assert (await http.get("/v2/clock")).status_code == 429
+    other = {"APCA-API-KEY-ID": OTHER.key_id, "APCA-API-SECRET-KEY": OTHER.secret_key}
+    assert (await http.get("/v2/clock", headers=other)).status_code == 200  # its own allowance
+
+
+async def test_a_revoked_key_is_refused_at_once(facade: Facade, http: httpx.AsyncClient) -> None:
+    assert (await http.get("/v2/clock")).status_code == 200
+    facade.keys.revoke(KEY_ID)
+    assert (await http.get("/v2/clock")).status_code == 401
 
 
 async def test_5xx_and_429_bursts(http: httpx.AsyncClient) -> None:
@@ -72,3 +83,39 @@ async def test_fault_injection_needs_the_token(http: httpx.AsyncClient) -> None:
     bad = await http.post("/_faults", json={"errors_5xx": -1}, headers={"x-fault-token": FAULT_TOKEN})
     assert bad.status_code == 422
     assert (await http.get("/v2/clock")).status_code == 200
+
+
+async def test_a_hung_request_changes_nothing(facade: Facade, http: httpx.AsyncClient) -> None:
+    low = facade.world.exchange.quote("SPY").bid_price / 2
+    order = {"symbol": "SPY", "qty": "1", "side": "buy", "type": "limit", "time_in_force": "gtc"}
+    placed = (await http.post("/v2/orders", json={**order, "limit_price": str(low)})).json()
+    await inject(http, hangs=1)
+    with pytest.raises(httpx.ReadTimeout):
+        await http.delete(f"/v2/orders/{placed['id']}", timeout=0.5)
+    # The client gave up; the cancel it sent must not have happened behind its back.
+    assert (await http.get(f"/v2/orders/{placed['id']}")).json()["status"] == "new"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b'{"latency_seconds": NaN}',
+        b'{"errors_5xx": 1e400}',
+        b'{"errors_5xx": 2, "hangs": -1}',
+        b'{"hangs": true}',
+    ],
+)
+async def test_bad_fault_requests_are_refused_and_change_nothing(http: httpx.AsyncClient, body: bytes) -> None:
+    response = await http.post("/_faults", content=body, headers={"x-fault-token": FAULT_TOKEN})
+    assert response.status_code in {400, 422}
+    assert set(response.json()) == {"code", "message"}
+    assert (await http.get("/v2/clock")).status_code == 200  # no fault took effect, no hang
+
+
+@pytest.mark.parametrize("limit", ["²", "9" * 5000, "-1", "1.5"])
+async def test_odd_page_sizes_are_answered_not_crashed(http: httpx.AsyncClient, limit: str) -> None:
+    orders = await http.get("/v2/orders", params={"limit": limit})
+    assert orders.status_code == 422
+    bars = await http.get("/v2/stocks/bars", params={"symbols": "AAPL", "timeframe": "1Min", "limit": limit})
+    assert bars.status_code == 200  # the data API falls back to its default page size

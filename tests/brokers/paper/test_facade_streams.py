@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -111,7 +112,7 @@ async def test_trading_stream_delivers_this_accounts_trade_updates(facade: Facad
     add_listener = exchange.add_listener
 
     def add_and_tell(listener: Any) -> Callable[[], None]:
-        listening.set()  # the facade's /stream subscribes on the loop thread once authenticated
+        listening.set()  # the facade's /stream subscribes on the loop thread once asked to listen
         return add_listener(listener)
 
     exchange.add_listener = add_and_tell  # type: ignore[method-assign]
@@ -224,3 +225,33 @@ async def test_dropped_streams_are_cut_by_fault_injection(facade: Facade) -> Non
     assert closed.value.rcvd.code == 1011
     again = await authenticated(facade)  # the slot was released: reconnecting works
     await again.close()
+
+
+async def test_trade_updates_flow_only_while_listened_to(facade: Facade) -> None:
+    exchange, account = facade.world.exchange, facade.world.account_id
+    ws = await connect(f"ws://{facade.address}/stream")
+    try:
+
+        async def message(payload: dict[str, Any]) -> dict[str, Any]:
+            await ws.send(json.dumps(payload))
+            async with asyncio.timeout(WAIT_SECONDS):
+                return json.loads(await ws.recv())
+
+        auth = {"action": "auth", "data": {"key_id": KEY_ID, "secret_key": SECRET_KEY}}
+        assert (await message(auth))["data"]["status"] == "authorized"
+        before = exchange.submit(account, OrderRequest("AAPL", OrderSide.BUY, qty=Decimal(1)))
+        listen = {"action": "listen", "data": {"streams": ["trade_updates"]}}
+        assert (await message(listen))["data"] == {"streams": ["trade_updates"]}
+        after = exchange.submit(account, OrderRequest("AAPL", OrderSide.BUY, qty=Decimal(2)))
+        async with asyncio.timeout(WAIT_SECONDS):
+            sent = [json.loads(await ws.recv()) for _ in range(2)]
+        # The order placed before `listen` was not sent; the one after it was, new then filled.
+        assert [(m["data"]["event"], m["data"]["order"]["id"]) for m in sent] == [("new", after.id), ("fill", after.id)]
+        assert before.id != after.id
+        unlisten = {"action": "listen", "data": {"streams": []}}
+        assert (await message(unlisten))["data"] == {"streams": []}
+        exchange.submit(account, OrderRequest("AAPL", OrderSide.BUY, qty=Decimal(3)))
+        # Nothing was queued for it: the next message is the answer to the next listen.
+        assert (await message(unlisten))["stream"] == "listening"
+    finally:
+        await ws.close()

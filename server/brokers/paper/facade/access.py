@@ -70,6 +70,9 @@ class RateLimiter:
         return True
 
 
+MAX_FAULT = 3600  # seconds of latency, or failures queued
+
+
 @dataclass
 class Faults:
     """Failures a test can ask the facade for: slowness, 5xx, 429 bursts, hangs, dropped streams."""
@@ -87,9 +90,13 @@ class Faults:
         return False
 
     def update(self, changes: dict[str, object]) -> None:
+        """Apply all of `changes`, or none of them (ValueError names the first bad one)."""
+        accepted = {}
         for name in ("latency_seconds", "errors_5xx", "errors_429", "hangs"):
             if name in changes:
                 value = changes[name]
-                if not isinstance(value, int | float) or value < 0:
-                    raise ValueError(f"{name} must be a number >= 0")
-                setattr(self, name, type(getattr(self, name))(value))
+                if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= MAX_FAULT:
+                    raise ValueError(f"{name} must be a number from 0 to {MAX_FAULT}")
+                accepted[name] = type(getattr(self, name))(value)
+        for name, value in accepted.items():
+            setattr(self, name, value)

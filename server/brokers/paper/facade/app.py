@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 from server.brokers.paper.exchange import PaperExchange
 from server.brokers.paper.facade import data, streams, trading, wire
 from server.brokers.paper.facade.access import Faults, KeyStore, RateLimiter
-from server.brokers.paper.facade.http import FacadeGate, FacadeState, read_json, state_of
+from server.brokers.paper.facade.http import FacadeError, FacadeGate, FacadeState, error_response, read_json, state_of
 from server.brokers.paper.facade.streams import StreamRegistry
 
 
@@ -28,9 +28,11 @@ async def set_faults(request: Request) -> Response:
     token = request.headers.get("x-fault-token", "")
     if state.fault_token is None or not hmac.compare_digest(token.encode(), state.fault_token.encode()):
         return JSONResponse(wire.error(40310000, "fault injection is not enabled"), status_code=403)
-    body = await read_json(request)
     try:
+        body = await read_json(request)
         state.faults.update(body)
+    except FacadeError as error:
+        return error_response(error)
     except ValueError as error:
         return JSONResponse(wire.error(42210000, str(error)), status_code=422)
     if body.get("drop_streams"):

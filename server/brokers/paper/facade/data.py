@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from server.brokers.domain import Bar, OptionType
 from server.brokers.paper.facade import wire
-from server.brokers.paper.facade.http import FacadeError, exchange_of, parse_time
+from server.brokers.paper.facade.http import FacadeError, exchange_of, parse_time, whole_number
 from server.brokers.paper.market import aggregate
 
 MAX_SYMBOLS = 1000
@@ -84,9 +84,8 @@ async def historical_bars(request: Request) -> Response:
     start = parse_time(params.get("start"), "start", status=400)
     end = parse_time(params.get("end"), "end", status=400)
     limit_text = params.get("limit")
-    limit = int(limit_text) if limit_text and limit_text.isdigit() else DEFAULT_BARS_PAGE
-    limit = max(1, min(limit, MAX_BARS_PAGE))
-    skip = int(params["page_token"]) if params.get("page_token", "").isdigit() else 0
+    limit = max(1, min(whole_number(limit_text) or DEFAULT_BARS_PAGE, MAX_BARS_PAGE))
+    skip = whole_number(params.get("page_token")) or 0
     descending = params.get("sort") == "desc"
     rows: list[tuple[str, Bar]] = []
     for symbol in _known_stocks(request):
@@ -192,9 +191,8 @@ async def option_chain(request: Request) -> Response:
     exact = params.get("expiration_date")
     if exact:
         contracts = [c for c in contracts if c.expiration.isoformat() == exact]
-    limit_text = params.get("limit", "")
-    limit = min(int(limit_text), 1000) if limit_text.isdigit() and int(limit_text) > 0 else 100
-    skip = int(params["page_token"]) if params.get("page_token", "").isdigit() else 0
+    limit = min(whole_number(params.get("limit")) or 100, 1000)
+    skip = whole_number(params.get("page_token")) or 0
     page = contracts[skip : skip + limit]
     return JSONResponse(
         {

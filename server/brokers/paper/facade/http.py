@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -61,6 +62,18 @@ async def read_json(request: Request) -> dict[str, Any]:
     return body
 
 
+MAX_COUNT_DIGITS = 9
+
+
+def whole_number(text: str | None) -> int | None:
+    """A query parameter that must be a whole number (a limit, a page token), or None when
+    absent or not one. ASCII digits only, and short: int() takes "²" and ten thousand digits
+    make it raise."""
+    if text is None or not 0 < len(text) <= MAX_COUNT_DIGITS or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)
+
+
 def parse_time(value: str | None, name: str, *, status: int) -> datetime | None:
     """An ISO-8601 time with a zone, as Alpaca's APIs take them; `status` is the API's answer to a bad one."""
     if not value:
@@ -93,10 +106,11 @@ def error_response(error: Exception) -> Response:
 
 
 async def _hang_until_the_client_leaves(request: Request) -> None:
-    # Only the client can end it: receive() returns http.disconnect when it goes away.
-    async with asyncio.timeout(HANG_SECONDS):
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
+    # Only the client (or HANG_SECONDS) can end it: receive() returns http.disconnect when it goes away.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(HANG_SECONDS):
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
 
 
 class FacadeGate:
@@ -124,8 +138,9 @@ class FacadeGate:
         faults = state.faults
         if faults.latency_seconds:
             await asyncio.sleep(faults.latency_seconds)
-        if faults.take("hangs"):
+        if faults.take("hangs"):  # a hung request never reaches the exchange: it changes nothing
             await _hang_until_the_client_leaves(request)
+            return _error(504, 50410000, "gateway timeout")
         if faults.take("errors_5xx"):
             return _error(503, 50310000, "service unavailable")
         pair = state.keys.authenticate(request.headers.get(KEY_HEADER), request.headers.get(SECRET_HEADER))

@@ -298,14 +298,19 @@ async def trading_stream(websocket: WebSocket) -> None:
                 with contextlib.suppress(asyncio.QueueFull):
                     updates.put_nowait(update)
 
-        remove = state.exchange.add_listener(forward)
         sender = asyncio.create_task(_send_updates(websocket, updates))
         try:
             while True:
                 message = await _receive_json(websocket)
                 data = message.get("data") if isinstance(message, dict) else None
                 if isinstance(message, dict) and message.get("action") == "listen" and isinstance(data, dict):
+                    # Each listen names the whole set: updates flow only while it holds trade_updates.
                     streams = [s for s in data.get("streams", []) if s == "trade_updates"]
+                    if streams and remove is None:
+                        remove = state.exchange.add_listener(forward)
+                    elif not streams and remove is not None:
+                        remove()
+                        remove = None
                     await websocket.send_text(json.dumps({"stream": "listening", "data": {"streams": streams}}))
         finally:
             sender.cancel()

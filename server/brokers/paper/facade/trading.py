@@ -25,7 +25,14 @@ from server.brokers.domain import (
 )
 from server.brokers.paper.exchange import PaperExchange
 from server.brokers.paper.facade import wire
-from server.brokers.paper.facade.http import FacadeError, account_of, exchange_of, parse_time, read_json
+from server.brokers.paper.facade.http import (
+    FacadeError,
+    account_of,
+    exchange_of,
+    parse_time,
+    read_json,
+    whole_number,
+)
 from server.decimals import canonical_decimal
 
 E = TypeVar("E", bound=StrEnum)
@@ -163,9 +170,10 @@ async def submit_order(request: Request) -> Response:
 def _int(value: str | None, name: str, default: int, maximum: int) -> int:
     if value is None:
         return default
-    if not value.isdigit() or not 0 < int(value) <= maximum:
+    number = whole_number(value)
+    if number is None or not 0 < number <= maximum:
         raise FacadeError(422, 42210000, f"invalid {name}")
-    return int(value)
+    return number
 
 
 async def list_orders(request: Request) -> Response:
