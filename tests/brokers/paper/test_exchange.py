@@ -257,20 +257,22 @@ def test_bracket_legs_wait_for_the_entry_then_one_cancels_the_other(world: Paper
     assert world.exchange.positions(world.account_id) == []
 
 
+def resting_bracket(ask: Decimal, *, take_profit: Decimal, stop: Decimal) -> OrderRequest:
+    """A bracket buy of 10 MSFT whose entry rests well below the ask."""
+    return buy(
+        "MSFT",
+        "10",
+        type=OrderType.LIMIT,
+        limit_price=ask - 20,
+        order_class=OrderClass.BRACKET,
+        take_profit=TakeProfit(take_profit),
+        stop_loss=StopLoss(stop),
+    )
+
+
 def test_bracket_legs_are_held_until_the_entry_fills(world: PaperWorld) -> None:
     ask = world.exchange.quote("MSFT").ask_price
-    order = world.exchange.submit(
-        world.account_id,
-        buy(
-            "MSFT",
-            "10",
-            type=OrderType.LIMIT,
-            limit_price=ask - 20,
-            order_class=OrderClass.BRACKET,
-            take_profit=TakeProfit(ask),
-            stop_loss=StopLoss(ask - 40),
-        ),
-    )
+    order = world.exchange.submit(world.account_id, resting_bracket(ask, take_profit=ask, stop=ask - 40))
     assert [leg.status for leg in order.legs] == [OrderStatus.HELD, OrderStatus.HELD]
     canceled = world.exchange.cancel(world.account_id, order.id)
     assert canceled.status is OrderStatus.CANCELED
@@ -322,16 +324,7 @@ def test_replace_makes_a_new_order_and_retires_the_old(world: PaperWorld) -> Non
 def test_replacing_a_bracket_entry_keeps_its_exits_one_cancels_the_other(world: PaperWorld) -> None:
     ask = world.exchange.quote("MSFT").ask_price
     order = world.exchange.submit(
-        world.account_id,
-        buy(
-            "MSFT",
-            "10",
-            type=OrderType.LIMIT,
-            limit_price=ask - 20,
-            order_class=OrderClass.BRACKET,
-            take_profit=TakeProfit(ask + D("0.30")),
-            stop_loss=StopLoss(ask - D("0.30")),
-        ),
+        world.account_id, resting_bracket(ask, take_profit=ask + D("0.30"), stop=ask - D("0.30"))
     )
     entry = world.exchange.replace(world.account_id, order.id, ReplaceRequest(limit_price=ask + 1))
     assert entry.status is OrderStatus.FILLED
