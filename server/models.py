@@ -134,6 +134,9 @@ class Order(SQLModel, table=True):
     filled_qty: Decimal = _money(nullable=False, default=Decimal(0))
     filled_avg_price: Decimal | None = _money()
     reject_reason: str | None = Field(default=None, sa_type=Text)
+    reject_code: str | None = Field(default=None, max_length=32)
+    # The order this one replaced (replaceOrder): ids of this ledger, not the broker's.
+    replaces_order_id: str | None = Field(default=None, max_length=ID_LENGTH)
     submitted_at: datetime | None = _optional_timestamp()
     filled_at: datetime | None = _optional_timestamp()
     canceled_at: datetime | None = _optional_timestamp()

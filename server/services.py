@@ -16,11 +16,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.brokers.alpaca.keys import AlpacaKeyChecker
 from server.brokers.base import QuoteSource
+from server.brokers.paper.broker import PaperBrokers
 from server.brokers.paper.calendar import make_calendar
 from server.brokers.paper.clock import Clock, WallClock
 from server.brokers.paper.exchange import PaperExchange
 from server.brokers.paper.market import MarketSimulator
-from server.brokers.paper.market_data import PaperQuoteSource
+from server.brokers.paper.market_data import PaperMarket
+from server.brokers.registry import BrokerRegistry
 from server.db import create_engine, session_factory, upgrade_database_async
 from server.security.passwords import HashingParameters, PasswordService
 from server.security.ratelimit import RateLimits
@@ -28,7 +30,10 @@ from server.security.secrets import ServerSecrets, resolve_secrets
 from server.security.tokens import AccessTokens
 from server.security.vault import Vault
 from server.settings import Settings
-from server.users.admin import UserAdmin
+from server.trading.history import OrderHistory
+from server.trading.ledger import LedgerWriter
+from server.trading.service import TradingService
+from server.users.admin import RiskLimits, UserAdmin
 from server.users.brokers import BrokerConnections
 from server.users.service import UserService
 
@@ -44,6 +49,7 @@ class Services:
     market: MarketSimulator
     exchange: PaperExchange
     quote_source: QuoteSource
+    market_data: PaperMarket
     passwords: PasswordService
     access_tokens: AccessTokens
     vault: Vault
@@ -51,6 +57,9 @@ class Services:
     admin: UserAdmin
     connections: BrokerConnections
     limits: RateLimits
+    brokers: BrokerRegistry
+    trading: TradingService
+    history: OrderHistory
 
 
 @asynccontextmanager
@@ -84,7 +93,24 @@ async def run_services(
     )
     vault = Vault(secrets.fernet_keys)
     limits = RateLimits.from_settings(settings)
+    market_data = PaperMarket(exchange)
+    ledger_writer = LedgerWriter(sessions, now=clock.now)
+    registry = BrokerRegistry(PaperBrokers(exchange), on_trade_update=ledger_writer.push)
+    trading = TradingService(
+        sessions,
+        registry,
+        ledger_writer,
+        risk_defaults=RiskLimits(
+            max_order_notional=settings.risk_max_order_notional,
+            max_position_notional=settings.risk_max_position_notional,
+            price_band_percent=settings.risk_price_band_percent,
+        ),
+        broker_timeout_seconds=settings.broker_timeout_seconds,
+        now=clock.now,
+    )
+    ledger_writer.start()
     try:
+        await trading.reconcile()
         yield Services(
             settings=settings,
             engine=engine,
@@ -92,7 +118,8 @@ async def run_services(
             clock=clock,
             market=market,
             exchange=exchange,
-            quote_source=PaperQuoteSource(market),
+            quote_source=market_data,
+            market_data=market_data,
             passwords=passwords,
             access_tokens=access_tokens,
             vault=vault,
@@ -115,8 +142,13 @@ async def run_services(
                 now=clock.now,
             ),
             limits=limits,
+            brokers=registry,
+            trading=trading,
+            history=OrderHistory(sessions),
         )
     finally:
+        await ledger_writer.stop()
+        registry.close()
         if ticker is not None:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -80,7 +80,13 @@ class Settings(BaseSettings):
     login_attempts_per_username: int = Field(default=5, ge=1)
     login_attempts_per_ip: int = Field(default=30, ge=1)
     login_attempt_window_minutes: int = Field(default=15, ge=1)
+    rate_limit_orders_per_minute: int = Field(default=300, ge=1)
     rate_limit_max_keys: int = Field(default=10000, ge=100)
+
+    # Pre-trade risk defaults; an admin can set a user's own (setRiskLimits).
+    risk_max_order_notional: Decimal = Field(default=Decimal(1_000_000), gt=0, le=Decimal(10) ** 12)
+    risk_max_position_notional: Decimal = Field(default=Decimal(5_000_000), gt=0, le=Decimal(10) ** 12)
+    risk_price_band_percent: Decimal = Field(default=Decimal(10), gt=0, le=100)
 
     allow_live_trading: bool = False
     alpaca_trading_url: str | None = None

@@ -15,6 +15,7 @@ from strawberry.types import Info as StrawberryInfo
 
 from server.api.identity import ANONYMOUS, Authentication
 from server.api.market.loaders import QuoteLoader, quote_loader
+from server.api.trading.loaders import EventsLoader, LegsLoader, events_loader, legs_loader
 from server.api.users.loaders import UserLoader, user_loader
 from server.services import Services
 from server.users.audit import Actor
@@ -24,6 +25,8 @@ from server.users.audit import Actor
 class Loaders:
     quotes: QuoteLoader
     users: UserLoader
+    order_legs: LegsLoader
+    order_events: EventsLoader
 
 
 # Each operation runs in its own task, so a context variable keeps concurrent operations
@@ -56,7 +59,13 @@ class Context:
 
 @contextmanager
 def fresh_loaders(context: Context) -> Iterator[Loaders]:
-    loaders = Loaders(quotes=quote_loader(context.services.quote_source), users=user_loader(context.services.sessions))
+    services = context.services
+    loaders = Loaders(
+        quotes=quote_loader(services.quote_source),
+        users=user_loader(services.sessions),
+        order_legs=legs_loader(services.history),
+        order_events=events_loader(services.history),
+    )
     token = _operation_loaders.set(loaders)
     try:
         yield loaders

@@ -21,7 +21,8 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
-from server.brokers.base import BrokerUnavailableError, UnknownSymbolError
+from server.brokers.base import BrokerUnavailableError, NotFoundError, OrderRejectedError, UnknownSymbolError
+from server.brokers.registry import UnsupportedBrokerError
 from server.log import request_id_var
 from server.security.passwords import PasswordHashTimeoutError
 from server.security.ratelimit import RateLimited
@@ -69,6 +70,12 @@ def _from_domain(error: Exception) -> ApiError | None:
         return rate_limited(error.retry_after)
     if isinstance(error, PasswordHashTimeoutError):  # more sign-ins at once than the hashing threads can take
         return rate_limited(BUSY_RETRY_SECONDS)
+    if isinstance(error, UnsupportedBrokerError):
+        return ApiError(ErrorCode.BROKER_UNAVAILABLE, str(error))
+    if isinstance(error, NotFoundError):
+        return ApiError(ErrorCode.NOT_FOUND, f"{error.what[:1].upper()}{error.what[1:]} not found.")
+    if isinstance(error, OrderRejectedError):
+        return bad_user_input(error.message)
     if isinstance(error, BrokerUnavailableError):
         return ApiError(ErrorCode.BROKER_UNAVAILABLE, "The broker is unavailable; try again shortly.")
     if isinstance(error, InvalidOperationTypeError):

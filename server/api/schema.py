@@ -13,18 +13,20 @@ from server.api.errors import ErrorCodes, log_errors
 from server.api.extensions import QueryLimits, extensions
 from server.api.market.queries import MarketQuery
 from server.api.scalars import DecimalScalar
+from server.api.trading.mutations import TradingMutation
+from server.api.trading.queries import TradingQuery
 from server.api.users.admin import AdminMutation, AdminQuery
 from server.api.users.mutations import AccountMutation
 from server.api.users.queries import AccountQuery
 
 
 @strawberry.type
-class Query(MarketQuery, AccountQuery, AdminQuery):
+class Query(MarketQuery, TradingQuery, AccountQuery, AdminQuery):
     pass
 
 
 @strawberry.type
-class Mutation(AccountMutation, AdminMutation):
+class Mutation(TradingMutation, AccountMutation, AdminMutation):
     pass
 
 

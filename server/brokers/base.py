@@ -6,10 +6,25 @@ the database or alpaca-py.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date
 from typing import Protocol
 
-from server.brokers.domain import Quote
+from server.brokers.domain import (
+    Account,
+    Asset,
+    MarketClock,
+    OptionContract,
+    OptionType,
+    Order,
+    OrderRequest,
+    Position,
+    Quote,
+    ReplaceRequest,
+    TradeUpdate,
+)
+
+TradeUpdateListener = Callable[[TradeUpdate], None]
 
 
 class BrokerError(Exception):
@@ -70,3 +85,46 @@ class InsufficientQtyError(OrderRejectedError):
             code=40310000,
             status=403,
         )
+
+
+class Broker(QuoteSource, Protocol):
+    """One broker account: what the trading service and the API need of any broker.
+
+    Errors: NotFoundError for a missing order or position, OrderRejectedError (with the
+    broker's reason) for a refused order or action, BrokerUnavailableError when the
+    broker cannot be reached or does not answer in time.
+    """
+
+    async def get_account(self) -> Account: ...
+
+    async def list_positions(self) -> list[Position]: ...
+
+    async def get_position(self, symbol: str) -> Position | None: ...
+
+    async def clock(self) -> MarketClock: ...
+
+    async def list_assets(self) -> list[Asset]: ...
+
+    async def get_asset(self, symbol: str) -> Asset | None:
+        """A stock or an option contract; None when the broker does not list it."""
+        ...
+
+    async def option_chain(
+        self, underlying: str, *, expiration: date | None = None, option_type: OptionType | None = None
+    ) -> list[OptionContract]: ...
+
+    async def submit_order(self, request: OrderRequest) -> Order: ...
+
+    async def get_order(self, order_id: str) -> Order: ...
+
+    async def get_order_by_client_id(self, client_order_id: str) -> Order | None: ...
+
+    async def list_orders(self, *, open_only: bool) -> list[Order]: ...
+
+    async def cancel_order(self, order_id: str) -> Order: ...
+
+    async def replace_order(self, order_id: str, change: ReplaceRequest) -> Order: ...
+
+    def on_trade_update(self, listener: TradeUpdateListener) -> Callable[[], None]:
+        """Call `listener` with every trade update of this account; returns the way to stop."""
+        ...

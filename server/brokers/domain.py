@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
@@ -259,3 +259,37 @@ class MarketClock:
     is_open: bool
     next_open: datetime
     next_close: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    symbol: str
+    name: str
+    exchange: str
+    asset_class: AssetClass
+    tradable: bool
+    shortable: bool
+    easy_to_borrow: bool
+    fractionable: bool
+    status: str = "active"
+
+
+@dataclass(frozen=True, slots=True)
+class OptionGreeks:
+    delta: float
+    gamma: float
+    theta: float
+    vega: float
+    rho: float
+
+
+@dataclass(frozen=True, slots=True)
+class OptionContract:
+    symbol: str
+    underlying: str
+    type: OptionType
+    strike: Decimal
+    expiration: date
+    multiplier: int
+    implied_volatility: float | None = None
+    greeks: OptionGreeks | None = None

@@ -102,6 +102,7 @@ class RateLimits:
     anonymous: KeyedLimiter  # operations per client address, when not signed in
     login_username: KeyedLimiter  # failed sign-ins per username
     login_ip: KeyedLimiter  # sign-in attempts per client address
+    orders: KeyedLimiter  # order entry (place, replace, close) per user
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimits:
@@ -114,4 +115,5 @@ class RateLimits:
             anonymous=limiter(settings.rate_limit_anonymous_per_minute, 60),
             login_username=limiter(settings.login_attempts_per_username, window),
             login_ip=limiter(settings.login_attempts_per_ip, window),
+            orders=limiter(settings.rate_limit_orders_per_minute, 60),
         )

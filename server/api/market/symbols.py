@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from server.api.errors import bad_user_input
-
-MAX_SYMBOL_LENGTH = 32
-# Stock tickers such as AAPL or BRK.B; option contracts are OCC symbols (AAPL261218C00200000).
-_STOCK = re.compile(r"^[A-Z]{1,6}([./][A-Z]{1,2})?$")
-_OPTION = re.compile(r"^[A-Z]{1,6}\d{6}[CP]\d{8}$")
+from server.brokers.symbols import MAX_SYMBOL_LENGTH, clean_symbol
 
 
 def normalize_symbol(raw: str) -> str:
-    # ASCII first: upper-casing a dotless i or a sharp s would invent a symbol nobody sent.
-    symbol = raw.strip().upper() if raw.isascii() else ""
-    if len(symbol) > MAX_SYMBOL_LENGTH or not (_STOCK.match(symbol) or _OPTION.match(symbol)):
+    symbol = clean_symbol(raw)
+    if symbol is None:
         shown = raw if len(raw) <= MAX_SYMBOL_LENGTH else raw[:MAX_SYMBOL_LENGTH] + "..."
         raise bad_user_input(f"Malformed symbol {shown!r}", symbols=[shown])
     return symbol

@@ -34,7 +34,11 @@ class UserError:
     @classmethod
     def of(cls, problems: Sequence[UserProblem], *, prefix: Sequence[str] = ("input",)) -> list[UserError]:
         return [
-            cls(field=[*prefix, problem.field] if problem.field else None, message=problem.message, code=problem.code)
+            cls(
+                field=[*prefix, *problem.field.split(".")] if problem.field else None,
+                message=problem.message,
+                code=problem.code,
+            )
             for problem in problems
         ]
 

@@ -7,10 +7,11 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from server.brokers.domain import AssetClass, OptionType, Quote
+from server.brokers.domain import OptionGreeks as Greeks
 from server.brokers.paper import options
 from server.brokers.paper.calendar import NEW_YORK
 from server.brokers.paper.market import MarketSimulator
-from server.brokers.paper.options import ContractSpec, Greeks
+from server.brokers.paper.options import ContractSpec
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
+from server.brokers.domain import OptionGreeks as Greeks
 from server.brokers.domain import OptionType, Quote
 from server.brokers.paper.calendar import NEW_YORK, nyse_holidays
 from server.brokers.paper.universe import AssetSpec
@@ -43,15 +44,6 @@ class ContractSpec:
     @property
     def root(self) -> str:
         return self.underlying.replace(".", "")
-
-
-@dataclass(frozen=True, slots=True)
-class Greeks:
-    delta: float
-    gamma: float
-    theta: float
-    vega: float
-    rho: float
 
 
 def occ_symbol(underlying: str, expiration: date, option_type: OptionType, strike: Decimal) -> str:

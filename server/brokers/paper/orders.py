@@ -17,6 +17,7 @@ from server.brokers.domain import (
     OrderType,
     TimeInForce,
 )
+from server.brokers.order_rules import first_violation
 from server.brokers.paper.ids import new_id
 
 ZERO = Decimal(0)
@@ -143,90 +144,13 @@ def _reject(message: str, field: str | None = None) -> OrderRejectedError:
     return OrderRejectedError(message, field=field)
 
 
-def _positive(value: Decimal | None, name: str) -> None:
-    if value is not None and (not value.is_finite() or value <= 0):
-        raise _reject(f"{name} must be > 0", name)
-
-
 def validate_request(request: OrderRequest, *, fractionable: bool, is_option: bool) -> None:
-    """Alpaca's rules for a new order; raises OrderRejectedError (422) naming the field."""
-    if (request.qty is None) == (request.notional is None):
-        raise _reject("qty or notional is required, but not both", "qty")
-    for name in ("qty", "notional", "limit_price", "stop_price", "trail_price", "trail_percent"):
-        _positive(getattr(request, name), name)
-    if request.client_order_id is not None and not 0 < len(request.client_order_id) <= MAX_CLIENT_ORDER_ID_LENGTH:
-        raise _reject("client_order_id must be 1 to 128 characters", "client_order_id")
+    """Alpaca's rules for a new order; raises OrderRejectedError (422) naming the first broken one."""
     if request.time_in_force in {TimeInForce.OPG, TimeInForce.CLS}:
         raise _reject(f"time_in_force {request.time_in_force} is not supported by the paper exchange", "time_in_force")
-
-    needs_limit = request.type in {OrderType.LIMIT, OrderType.STOP_LIMIT}
-    needs_stop = request.type in {OrderType.STOP, OrderType.STOP_LIMIT}
-    if needs_limit != (request.limit_price is not None):
-        raise _reject(f"limit_price is {'required' if needs_limit else 'only for limit orders'}", "limit_price")
-    if needs_stop != (request.stop_price is not None):
-        raise _reject(f"stop_price is {'required' if needs_stop else 'only for stop orders'}", "stop_price")
-    if request.type is OrderType.TRAILING_STOP:
-        if (request.trail_price is None) == (request.trail_percent is None):
-            raise _reject("trailing_stop needs exactly one of trail_price or trail_percent", "trail_price")
-        if request.trail_percent is not None and request.trail_percent >= 100:
-            raise _reject("trail_percent must be < 100", "trail_percent")
-        if request.time_in_force not in {TimeInForce.DAY, TimeInForce.GTC}:
-            raise _reject("trailing_stop orders must be day or gtc", "time_in_force")
-    elif request.trail_price is not None or request.trail_percent is not None:
-        raise _reject("trail_price and trail_percent are only for trailing_stop orders", "trail_price")
-    if request.time_in_force in {TimeInForce.IOC, TimeInForce.FOK} and request.type not in {
-        OrderType.MARKET,
-        OrderType.LIMIT,
-    }:
-        raise _reject(f"{request.time_in_force} orders must be market or limit", "time_in_force")
-
-    fractional = request.notional is not None or (request.qty is not None and request.qty != request.qty.to_integral())
-    if fractional:
-        if is_option:
-            raise _reject("option orders must be for whole contracts", "qty")
-        if not fractionable:
-            raise _reject(f"asset {request.symbol} is not fractionable", "qty")
-        if request.type is not OrderType.MARKET or request.time_in_force is not TimeInForce.DAY:
-            raise _reject("fractional and notional orders must be market day orders", "type")
-        if request.order_class is not OrderClass.SIMPLE:
-            raise _reject("fractional orders must be simple orders", "order_class")
-    if request.extended_hours and (request.type is not OrderType.LIMIT or request.time_in_force is not TimeInForce.DAY):
-        raise _reject("extended hours orders must be limit day orders", "extended_hours")
-    if is_option and (
-        request.type not in {OrderType.MARKET, OrderType.LIMIT} or request.order_class is not OrderClass.SIMPLE
-    ):
-        raise _reject("option orders must be simple market or limit orders", "type")
-    _validate_class(request)
-
-
-def _validate_class(request: OrderRequest) -> None:
-    take_profit, stop_loss = request.take_profit, request.stop_loss
-    order_class = request.order_class
-    if order_class is OrderClass.SIMPLE:
-        if take_profit or stop_loss:
-            raise _reject("take_profit and stop_loss need order_class bracket, oco or oto", "order_class")
-        return
-    if request.time_in_force not in {TimeInForce.DAY, TimeInForce.GTC}:
-        raise _reject(f"{order_class} orders must be day or gtc", "time_in_force")
-    if order_class in {OrderClass.BRACKET, OrderClass.OCO} and not (take_profit and stop_loss):
-        raise _reject(f"{order_class} orders need both take_profit and stop_loss", "take_profit")
-    if order_class is OrderClass.OTO and bool(take_profit) == bool(stop_loss):
-        raise _reject("oto orders need exactly one of take_profit or stop_loss", "take_profit")
-    if order_class is OrderClass.OCO and request.type is not OrderType.LIMIT:
-        raise _reject("oco orders must be limit orders (the take-profit leg)", "type")
-    if order_class is not OrderClass.OCO and request.type not in {OrderType.MARKET, OrderType.LIMIT}:
-        raise _reject(f"{order_class} entry orders must be market or limit", "type")
-    if take_profit:
-        _positive(take_profit.limit_price, "take_profit.limit_price")
-    if stop_loss:
-        _positive(stop_loss.stop_price, "stop_loss.stop_price")
-        _positive(stop_loss.limit_price, "stop_loss.limit_price")
-    if take_profit and stop_loss:
-        buying = request.side is OrderSide.BUY
-        exit_above = take_profit.limit_price > stop_loss.stop_price
-        if order_class is OrderClass.BRACKET and exit_above != buying:
-            side = "above" if buying else "below"
-            raise _reject(f"take_profit.limit_price must be {side} stop_loss.stop_price", "take_profit.limit_price")
+    violation = first_violation(request, fractionable=fractionable, is_option=is_option)
+    if violation is not None:
+        raise _reject(violation.message, violation.field)
 
 
 def exit_request(parent: OrderRequest, *, take_profit: bool) -> OrderRequest:

@@ -1,0 +1,62 @@
+"""One broker per stored broker connection, built on first use and kept.
+
+Every broker built here reports its trade updates to `on_trade_update` from the start,
+so the ledger hears about fills whether or not any client is watching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from server.brokers.base import Broker, BrokerError
+from server.brokers.domain import TradeUpdate
+from server.brokers.paper.broker import PaperBrokers
+from server.models import BrokerConnection
+
+PAPER_KIND = "PAPER"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRef:
+    """Whose broker an update came from."""
+
+    user_id: str
+    connection_id: str
+
+
+TradeUpdateSink = Callable[[ConnectionRef, TradeUpdate], None]
+
+
+class UnsupportedBrokerError(BrokerError):
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"Trading through {kind} connections is not available on this server yet.")
+        self.kind = kind
+
+
+class BrokerRegistry:
+    def __init__(self, paper: PaperBrokers, on_trade_update: TradeUpdateSink) -> None:
+        self._paper = paper
+        self._on_trade_update = on_trade_update
+        self._brokers: dict[str, Broker] = {}
+        self._stop_listening: list[Callable[[], None]] = []
+
+    def broker_for(self, connection: BrokerConnection) -> Broker:
+        broker = self._brokers.get(connection.id)
+        if broker is None:
+            broker = self._build(connection)
+            ref = ConnectionRef(connection.user_id, connection.id)
+            self._stop_listening.append(broker.on_trade_update(lambda update: self._on_trade_update(ref, update)))
+            self._brokers[connection.id] = broker
+        return broker
+
+    def _build(self, connection: BrokerConnection) -> Broker:
+        if connection.kind == PAPER_KIND:
+            return self._paper.broker(connection.id)
+        raise UnsupportedBrokerError(connection.kind)
+
+    def close(self) -> None:
+        for stop in self._stop_listening:
+            stop()
+        self._stop_listening.clear()
+        self._brokers.clear()

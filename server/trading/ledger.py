@@ -1,0 +1,273 @@
+"""The order ledger: every order a user places here, as the broker last reported it.
+
+A row is written (status `pending_new`, no broker id) and committed before the order is
+sent. After that, one writer task applies everything the broker says about orders: the
+answer to a submission, each trade update, each sync. One writer means no two changes to
+a row ever race, and a batch of them shares one transaction. Changes only move forward
+(an order never goes back from filled to new, nor un-fills), so a late or repeated report
+changes nothing. Every change appends an order event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.brokers.domain import CLOSED_STATUSES, Order, OrderRequest, OrderStatus, TradeUpdate
+from server.brokers.registry import ConnectionRef
+from server.models import Order as OrderRow
+from server.models import OrderEvent
+
+logger = logging.getLogger(__name__)
+
+IN_FLIGHT = OrderStatus.PENDING_NEW.value
+MAX_BATCH = 256
+_CLOSED = frozenset(status.value for status in CLOSED_STATUSES)
+
+
+def is_in_flight(row: OrderRow) -> bool:
+    """Written here, and not (yet) known to have reached the broker."""
+    return row.broker_order_id is None and row.status == IN_FLIGHT
+
+
+def new_row(
+    ref: ConnectionRef, request: OrderRequest, client_order_id: str, asset_class: str, now: datetime
+) -> OrderRow:
+    return OrderRow(
+        user_id=ref.user_id,
+        connection_id=ref.connection_id,
+        client_order_id=client_order_id,
+        symbol=request.symbol,
+        asset_class=asset_class,
+        side=request.side.value,
+        order_type=request.type.value,
+        time_in_force=request.time_in_force.value,
+        order_class=request.order_class.value,
+        qty=request.qty,
+        notional=request.notional,
+        limit_price=request.limit_price,
+        stop_price=request.stop_price,
+        trail_price=request.trail_price,
+        trail_percent=request.trail_percent,
+        extended_hours=request.extended_hours,
+        status=IN_FLIGHT,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _row_from_order(ref: ConnectionRef, order: Order) -> OrderRow:
+    """An order the ledger has not seen: an exit leg, or one placed outside this server."""
+    return OrderRow(
+        user_id=ref.user_id,
+        connection_id=ref.connection_id,
+        client_order_id=order.client_order_id,
+        broker_order_id=order.id,
+        symbol=order.symbol,
+        asset_class=order.asset_class.value,
+        side=order.side.value,
+        order_type=order.type.value,
+        time_in_force=order.time_in_force.value,
+        order_class=order.order_class.value,
+        qty=order.qty,
+        notional=order.notional,
+        limit_price=order.limit_price,
+        stop_price=order.stop_price,
+        trail_price=order.trail_price,
+        trail_percent=order.trail_percent,
+        extended_hours=order.extended_hours,
+        status=order.status.value,
+        created_at=order.created_at,
+        updated_at=order.updated_at,
+    )
+
+
+def merge(row: OrderRow, order: Order, now: datetime) -> bool:
+    """Bring `row` up to `order` unless `order` is older than what the row says; True if it moved."""
+    if row.status in _CLOSED and not is_in_flight(row):
+        return False
+    if order.filled_qty < row.filled_qty:
+        return False
+    moved = (row.status, row.filled_qty, row.broker_order_id) != (order.status.value, order.filled_qty, order.id)
+    row.broker_order_id = order.id
+    row.status = order.status.value
+    row.filled_qty = order.filled_qty
+    row.filled_avg_price = order.filled_avg_price
+    row.qty = order.qty if order.qty is not None else row.qty
+    row.limit_price = order.limit_price
+    row.stop_price = order.stop_price
+    row.submitted_at = order.submitted_at
+    row.filled_at = order.filled_at
+    row.canceled_at = order.canceled_at or order.expired_at or order.replaced_at
+    if order.reject_reason:
+        row.reject_reason = order.reject_reason
+    if moved:
+        row.updated_at = now
+    return moved
+
+
+@dataclass(slots=True)
+class _Report:
+    ref: ConnectionRef
+    order: Order
+    event: str
+    update: TradeUpdate | None = None
+    done: asyncio.Future[OrderRow] | None = None
+
+
+@dataclass(slots=True)
+class _Batch:
+    session: AsyncSession
+    rows: dict[tuple[str, str], OrderRow] = field(default_factory=dict)
+
+
+class LedgerWriter:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], now: Callable[[], datetime]) -> None:
+        self._sessions = sessions
+        self._now = now
+        self._queue: asyncio.Queue[_Report] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="ledger-writer")
+
+    async def stop(self) -> None:
+        """Write what is queued, then stop."""
+        if self._task is None:
+            return
+        await self.flush()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    def push(self, ref: ConnectionRef, update: TradeUpdate) -> None:
+        """A trade update from a broker (called from the broker's listener, never blocks)."""
+        self._queue.put_nowait(_Report(ref, update.order, update.event.value, update))
+
+    async def record(self, ref: ConnectionRef, order: Order, event: str) -> OrderRow:
+        """Apply what the broker answered (to a submission, a cancel, a sync) and return the row."""
+        done: asyncio.Future[OrderRow] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Report(ref, order, event, done=done))
+        return await done
+
+    async def flush(self) -> None:
+        await self._queue.join()
+
+    async def _run(self) -> None:
+        while True:
+            reports = [await self._queue.get()]
+            while len(reports) < MAX_BATCH and not self._queue.empty():
+                reports.append(self._queue.get_nowait())
+            try:
+                await self._write(reports)
+            except Exception as error:
+                logger.exception("ledger batch of %d reports failed; sync will catch up", len(reports))
+                for report in reports:
+                    if report.done is not None and not report.done.done():
+                        report.done.set_exception(error)
+            finally:
+                for _ in reports:
+                    self._queue.task_done()
+
+    async def _write(self, reports: list[_Report]) -> None:
+        results: list[tuple[_Report, OrderRow]] = []
+        async with self._sessions() as session:
+            batch = _Batch(session)
+            for report in reports:
+                row = await self._apply(batch, report.ref, report.order, report)
+                results.append((report, row))
+            await session.commit()
+        for report, row in results:
+            if report.done is not None and not report.done.done():
+                report.done.set_result(row)
+
+    async def _apply(
+        self, batch: _Batch, ref: ConnectionRef, order: Order, report: _Report | None, parent: OrderRow | None = None
+    ) -> OrderRow:
+        now = self._now()
+        row = await _find(batch, ref.user_id, order.client_order_id)
+        if row is None:
+            row = _row_from_order(ref, order)
+            row.parent_order_id = parent.id if parent is not None else None
+            if order.replaces:
+                replaced = await _find_by_broker_id(batch.session, ref.user_id, order.replaces)
+                row.replaces_order_id = replaced.id if replaced is not None else None
+            batch.session.add(row)
+            batch.rows[(ref.user_id, row.client_order_id)] = row
+            moved = True
+        else:
+            moved = merge(row, order, now)
+            if parent is not None and row.parent_order_id is None:
+                row.parent_order_id = parent.id
+        await batch.session.flush()
+        if report is not None and (moved or report.update is not None):
+            await _append_event(batch.session, row, report, now)
+        for leg in order.legs:
+            await self._apply(batch, ref, leg, None, parent=row)
+        return row
+
+
+async def _find(batch: _Batch, user_id: str, client_order_id: str) -> OrderRow | None:
+    key = (user_id, client_order_id)
+    row = batch.rows.get(key)
+    if row is None:
+        row = (
+            await batch.session.exec(
+                select(OrderRow).where(OrderRow.user_id == user_id, OrderRow.client_order_id == client_order_id)
+            )
+        ).first()
+        if row is not None:
+            batch.rows[key] = row
+    return row
+
+
+async def _find_by_broker_id(session: AsyncSession, user_id: str, broker_order_id: str) -> OrderRow | None:
+    query = select(OrderRow).where(OrderRow.user_id == user_id, OrderRow.broker_order_id == broker_order_id)
+    return (await session.exec(query)).first()
+
+
+async def _append_event(session: AsyncSession, row: OrderRow, report: _Report, now: datetime) -> None:
+    update = report.update
+    execution_id = update.execution_id if update is not None else None
+    if execution_id is not None:
+        seen = await session.exec(
+            select(OrderEvent.id).where(OrderEvent.order_id == row.id, OrderEvent.execution_id == execution_id)
+        )
+        if seen.first() is not None:  # the same fill reported again (a stream resent it)
+            return
+    session.add(
+        OrderEvent(
+            order_id=row.id,
+            event=report.event,
+            status=report.order.status.value,
+            execution_id=execution_id,
+            qty=update.qty if update is not None else None,
+            price=update.price if update is not None else None,
+            filled_qty=report.order.filled_qty,
+            occurred_at=update.timestamp if update is not None else now,
+            recorded_at=now,
+        )
+    )
+
+
+def event_for_new_row(row: OrderRow, now: datetime, *, event: str = "created") -> OrderEvent:
+    detail = {"code": row.reject_code} if row.reject_code else None
+    return OrderEvent(
+        order_id=row.id,
+        event=event,
+        status=row.status,
+        filled_qty=row.filled_qty,
+        detail=detail,
+        occurred_at=now,
+        recorded_at=now,
+    )

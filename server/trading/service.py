@@ -1,0 +1,449 @@
+"""Order entry and order management through the ledger.
+
+Placing an order: validate (nothing reaches the broker when the input is wrong), run the
+risk checks (a refusal is recorded as a rejected order), write the order row and commit
+it, send it, and record the answer. The same clientOrderId always comes back to the
+same row: concurrent calls here wait on a per-order lock, and the database's unique key
+settles a race between server processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import TypeVar
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.brokers.base import Broker, BrokerUnavailableError, NotFoundError, OrderRejectedError
+from server.brokers.domain import (
+    AssetClass,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    PositionSide,
+    ReplaceRequest,
+)
+from server.brokers.registry import BrokerRegistry, ConnectionRef
+from server.models import BrokerConnection, User
+from server.models import Order as OrderRow
+from server.trading import ledger
+from server.trading.ledger import LedgerWriter, event_for_new_row, is_in_flight
+from server.trading.locks import KeyedLocks
+from server.trading.requests import broker_refusal, closing_qty, replaced_request, same_order
+from server.trading.risk import KILL_SWITCH, Exposure, limits_for, risk_problems
+from server.trading.validation import asset_problems, order_problems, symbol_problem
+from server.users.admin import RiskLimits
+from server.users.problems import UserProblem
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+QTY_PLACES = Decimal("0.000000001")
+CLIENT_ORDER_ID_BYTES = 12
+
+NOT_SENT = "NOT_SENT"
+OUTCOME_UNKNOWN = UserProblem(
+    "BROKER_UNAVAILABLE",
+    "The broker did not answer in time: the order may or may not have been placed. "
+    "Sending it again with the same clientOrderId is safe.",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderOutcome:
+    order: OrderRow | None
+    problems: list[UserProblem]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    checked: int
+    updated: int
+
+
+def new_client_order_id() -> str:
+    return f"gql-{secrets.token_hex(CLIENT_ORDER_ID_BYTES)}"
+
+
+class TradingService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        registry: BrokerRegistry,
+        ledger_writer: LedgerWriter,
+        *,
+        risk_defaults: RiskLimits,
+        broker_timeout_seconds: float,
+        now: Callable[[], datetime],
+    ) -> None:
+        self._sessions = sessions
+        self._registry = registry
+        self._ledger = ledger_writer
+        self._risk_defaults = risk_defaults
+        self._timeout = broker_timeout_seconds
+        self._now = now
+        self._locks = KeyedLocks()
+
+    # ----- connections ----------------------------------------------------------------
+
+    async def connection(self, user_id: str, connection_id: str | None = None) -> BrokerConnection:
+        """The user's connection `connection_id`, or their default one."""
+        async with self._sessions() as session:
+            query = select(BrokerConnection).where(BrokerConnection.user_id == user_id)
+            if connection_id is not None:
+                query = query.where(BrokerConnection.id == connection_id)
+            else:
+                query = query.order_by(col(BrokerConnection.is_default).desc(), col(BrokerConnection.created_at))
+            found = (await session.exec(query.limit(1))).first()
+        if found is None:
+            raise NotFoundError("broker connection")
+        return found
+
+    def broker(self, connection: BrokerConnection) -> Broker:
+        return self._registry.broker_for(connection)
+
+    async def call(self, action: Awaitable[T]) -> T:
+        """A broker call with the broker timeout: past it, BrokerUnavailableError."""
+        try:
+            return await asyncio.wait_for(action, self._timeout)
+        except TimeoutError:
+            raise BrokerUnavailableError("the broker did not answer in time") from None
+
+    # ----- placing --------------------------------------------------------------------
+
+    async def place(
+        self, user: User, connection: BrokerConnection, request: OrderRequest, *, closing: bool = False
+    ) -> OrderOutcome:
+        """`closing`: the order only reduces a position (closePosition), so the kill switch allows it."""
+        symbol, problem = symbol_problem(request.symbol)
+        if problem is not None or symbol is None:
+            return OrderOutcome(None, [problem] if problem else [])
+        request = replace(request, symbol=symbol, client_order_id=request.client_order_id or new_client_order_id())
+        cid = request.client_order_id
+        assert cid is not None
+        broker = self.broker(connection)
+        ref = ConnectionRef(user.id, connection.id)
+        async with self._locks.hold((user.id, cid)):
+            existing = await self.find_by_client_id(user.id, cid)
+            if existing is not None:
+                return await self._again(ref, broker, existing, request)
+            asset = await self.call(broker.get_asset(symbol))
+            problems = asset_problems(symbol, asset, today=(await self.call(broker.clock())).timestamp.date())
+            if asset is not None:
+                problems += order_problems(request, asset)
+            if problems or asset is None:
+                return OrderOutcome(None, problems)
+            row = ledger.new_row(ref, request, cid, asset.asset_class.value, self._now())
+            refusals = await self._risk(user, broker, request, asset.asset_class, closing=closing)
+            if refusals:
+                return OrderOutcome(await self._insert_rejected(row, refusals[0]), refusals)
+            try:
+                row = await self._insert(row)
+            except IntegrityError:  # another server process took this clientOrderId a moment ago
+                existing = await self.find_by_client_id(user.id, cid)
+                assert existing is not None
+                return await self._again(ref, broker, existing, request)
+            return await self._send(ref, broker, row, request)
+
+    async def _risk(
+        self, user: User, broker: Broker, request: OrderRequest, asset_class: AssetClass, *, closing: bool
+    ) -> list[UserProblem]:
+        if closing:  # only ever reduces a position: allowed under the kill switch and every limit
+            return []
+        if user.kill_switch:
+            return [KILL_SWITCH]
+        quotes, account, position = await asyncio.gather(
+            self.call(broker.get_quotes([request.symbol])),
+            self.call(broker.get_account()),
+            self.call(broker.get_position(request.symbol)),
+        )
+        multiplier = 100 if asset_class is AssetClass.US_OPTION else 1
+        exposure = Exposure(quotes[request.symbol], account, position, multiplier)
+        return risk_problems(request, exposure, limits_for(user, self._risk_defaults))
+
+    async def _send(self, ref: ConnectionRef, broker: Broker, row: OrderRow, request: OrderRequest) -> OrderOutcome:
+        try:
+            order = await self.call(broker.submit_order(request))
+        except OrderRejectedError as error:
+            problem = broker_refusal(error)
+            return OrderOutcome(await self._mark_rejected(row, problem), [problem])
+        except BrokerUnavailableError:
+            logger.warning("order %s: no answer from the broker; left for reconciliation", row.id)
+            return OrderOutcome(row, [OUTCOME_UNKNOWN])
+        return OrderOutcome(await self._ledger.record(ref, order, "submitted"), [])
+
+    async def _again(self, ref: ConnectionRef, broker: Broker, row: OrderRow, request: OrderRequest) -> OrderOutcome:
+        """A clientOrderId seen before: the first order, never a second one."""
+        if not same_order(row, request):
+            problem = UserProblem(
+                "CLIENT_ORDER_ID_REUSED",
+                "This clientOrderId belongs to a different order; that order is returned unchanged.",
+                "clientOrderId",
+            )
+            return OrderOutcome(row, [problem])
+        if is_in_flight(row):  # an earlier attempt got no answer: ask the broker before sending again
+            try:
+                found = await self.call(broker.get_order_by_client_id(row.client_order_id))
+            except BrokerUnavailableError:
+                return OrderOutcome(row, [OUTCOME_UNKNOWN])
+            if found is None:
+                return await self._send(ref, broker, row, request)
+            return OrderOutcome(await self._ledger.record(ref, found, "reconciled"), [])
+        if row.status == OrderStatus.REJECTED.value and row.reject_code:
+            return OrderOutcome(row, [UserProblem(row.reject_code, row.reject_reason or "The order was rejected.")])
+        return OrderOutcome(row, [])
+
+    async def close_position(
+        self,
+        user: User,
+        connection: BrokerConnection,
+        symbol: str,
+        *,
+        qty: Decimal | None = None,
+        percentage: Decimal | None = None,
+        client_order_id: str | None = None,
+    ) -> OrderOutcome:
+        clean, problem = symbol_problem(symbol)
+        if problem is not None or clean is None:
+            return OrderOutcome(None, [problem] if problem else [])
+        position = await self.call(self.broker(connection).get_position(clean))
+        if position is None:
+            return OrderOutcome(None, [UserProblem("NO_POSITION", f"You hold no {clean}.", "symbol")])
+        amount, problems = closing_qty(position.qty, position.asset_class, qty=qty, percentage=percentage)
+        if problems:
+            return OrderOutcome(None, problems)
+        side = OrderSide.SELL if position.side is PositionSide.LONG else OrderSide.BUY
+        request = OrderRequest(symbol=clean, side=side, qty=amount, client_order_id=client_order_id)
+        return await self.place(user, connection, request, closing=True)
+
+    async def close_all_positions(self, user: User, connection: BrokerConnection) -> list[OrderOutcome]:
+        positions = await self.call(self.broker(connection).list_positions())
+        return [await self.close_position(user, connection, position.symbol) for position in positions]
+
+    # ----- managing -------------------------------------------------------------------
+
+    async def cancel(self, user: User, order_id: str) -> OrderOutcome:
+        row = await self.find(user.id, order_id)
+        if row is None:
+            return OrderOutcome(None, [ORDER_NOT_FOUND])
+        if row.broker_order_id is None:
+            return OrderOutcome(row, [_not_sent_yet(row)])
+        connection = await self.connection(user.id, row.connection_id)
+        broker = self.broker(connection)
+        ref = ConnectionRef(user.id, connection.id)
+        try:
+            order = await self.call(broker.cancel_order(row.broker_order_id))
+        except OrderRejectedError as error:
+            current = await self.call(broker.get_order(row.broker_order_id))
+            row = await self._ledger.record(ref, current, "synced")
+            return OrderOutcome(row, [UserProblem("NOT_CANCELABLE", error.message, "id")])
+        return OrderOutcome(await self._ledger.record(ref, order, "cancel_requested"), [])
+
+    async def cancel_all(self, user: User, connection: BrokerConnection) -> list[OrderOutcome]:
+        broker = self.broker(connection)
+        open_orders = await self.call(broker.list_orders(open_only=True))
+        outcomes = []
+        ref = ConnectionRef(user.id, connection.id)
+        for order in open_orders:
+            try:
+                canceled = await self.call(broker.cancel_order(order.id))
+            except (OrderRejectedError, NotFoundError):  # closed meanwhile (a leg canceled with its parent)
+                continue
+            outcomes.append(OrderOutcome(await self._ledger.record(ref, canceled, "cancel_requested"), []))
+        return outcomes
+
+    async def replace(self, user: User, order_id: str, change: ReplaceRequest) -> OrderOutcome:
+        row = await self.find(user.id, order_id)
+        if row is None:
+            return OrderOutcome(None, [ORDER_NOT_FOUND])
+        if row.broker_order_id is None:
+            return OrderOutcome(row, [_not_sent_yet(row)])
+        if user.kill_switch:
+            return OrderOutcome(row, [KILL_SWITCH])
+        if not OrderStatus(row.status).is_open:
+            message = f"The order is {row.status} and can no longer be replaced."
+            return OrderOutcome(row, [UserProblem("NOT_REPLACEABLE", message, "id")])
+        connection = await self.connection(user.id, row.connection_id)
+        broker = self.broker(connection)
+        ref = ConnectionRef(user.id, connection.id)
+        change = replace(change, client_order_id=change.client_order_id or new_client_order_id())
+        proposed = replaced_request(row, change)
+        asset = await self.call(broker.get_asset(row.symbol))
+        problems = order_problems(proposed, asset) if asset is not None else []
+        if not problems and row.parent_order_id is None:
+            problems = await self._risk(user, broker, proposed, AssetClass(row.asset_class), closing=False)
+        if problems:
+            return OrderOutcome(row, problems)
+        pending = ledger.new_row(ref, proposed, proposed.client_order_id or "", row.asset_class, self._now())
+        pending.replaces_order_id, pending.parent_order_id = row.id, row.parent_order_id
+        try:
+            pending = await self._insert(pending)
+        except IntegrityError:
+            return OrderOutcome(row, [_cid_taken()])
+        try:
+            new = await self.call(broker.replace_order(row.broker_order_id, change))
+        except OrderRejectedError as error:
+            problem = broker_refusal(error)
+            await self._mark_rejected(pending, problem)
+            return OrderOutcome(row, [problem])
+        except BrokerUnavailableError:
+            return OrderOutcome(pending, [OUTCOME_UNKNOWN])
+        old = await self.call(broker.get_order(row.broker_order_id))
+        await self._ledger.record(ref, old, "replaced")
+        return OrderOutcome(await self._ledger.record(ref, new, "submitted"), [])
+
+    # ----- keeping the ledger true ------------------------------------------------------
+
+    async def sync(self, user_id: str) -> SyncReport:
+        """Ask the broker about every order the ledger holds open, and adopt open orders it does not know."""
+        checked = updated = 0
+        async with self._sessions() as session:
+            connections = list(
+                (await session.exec(select(BrokerConnection).where(BrokerConnection.user_id == user_id))).all()
+            )
+        for connection in connections:
+            done = await self._sync_connection(connection)
+            checked, updated = checked + done.checked, updated + done.updated
+        return SyncReport(checked, updated)
+
+    async def _sync_connection(self, connection: BrokerConnection) -> SyncReport:
+        ref = ConnectionRef(connection.user_id, connection.id)
+        broker = self.broker(connection)
+        rows = await self._open_rows(connection.id)
+        checked = updated = 0
+        for row in rows:
+            checked += 1
+            before = (row.status, row.filled_qty)
+            try:
+                if row.broker_order_id is None:
+                    found = await self.call(broker.get_order_by_client_id(row.client_order_id))
+                else:
+                    found = await self.call(broker.get_order(row.broker_order_id))
+            except NotFoundError:
+                found = None
+            if found is None:
+                after = await self._lost(row)
+            else:
+                after = await self._ledger.record(ref, found, "synced")
+            updated += (after.status, after.filled_qty) != before
+        known = {row.broker_order_id for row in rows}
+        for order in await self.call(broker.list_orders(open_only=True)):
+            if order.id not in known:
+                row = await self._ledger.record(ref, order, "synced")
+                checked, updated = checked + 1, updated + 1
+        return SyncReport(checked, updated)
+
+    async def reconcile(self) -> SyncReport:
+        """At start-up: settle every order left open or in flight, for every connection."""
+        async with self._sessions() as session:
+            query = (
+                select(BrokerConnection)
+                .join(OrderRow, col(OrderRow.connection_id) == col(BrokerConnection.id))
+                .where(col(OrderRow.status).not_in(_CLOSED_VALUES))
+                .distinct()
+            )
+            connections = list((await session.exec(query)).all())
+        checked = updated = 0
+        for connection in connections:
+            try:
+                done = await self._sync_connection(connection)
+            except Exception:
+                logger.exception("reconciling connection %s failed; its orders stay as they were", connection.id)
+                continue
+            checked, updated = checked + done.checked, updated + done.updated
+        if checked:
+            logger.info("reconciled orders with the brokers", extra={"checked": checked, "updated": updated})
+        return SyncReport(checked, updated)
+
+    async def flush(self) -> None:
+        await self._ledger.flush()
+
+    # ----- rows -----------------------------------------------------------------------
+
+    async def find(self, user_id: str, order_id: str) -> OrderRow | None:
+        async with self._sessions() as session:
+            row = await session.get(OrderRow, order_id)
+        return row if row is not None and row.user_id == user_id else None
+
+    async def find_by_client_id(self, user_id: str, client_order_id: str) -> OrderRow | None:
+        async with self._sessions() as session:
+            query = select(OrderRow).where(OrderRow.user_id == user_id, OrderRow.client_order_id == client_order_id)
+            return (await session.exec(query)).first()
+
+    async def _open_rows(self, connection_id: str) -> list[OrderRow]:
+        async with self._sessions() as session:
+            query = select(OrderRow).where(
+                OrderRow.connection_id == connection_id, col(OrderRow.status).not_in(_CLOSED_VALUES)
+            )
+            return list((await session.exec(query.order_by(col(OrderRow.created_at)))).all())
+
+    async def _insert(self, row: OrderRow) -> OrderRow:
+        async with self._sessions() as session:
+            session.add(row)
+            await session.flush()
+            session.add(event_for_new_row(row, self._now()))
+            await session.commit()
+        return row
+
+    async def _insert_rejected(self, row: OrderRow, problem: UserProblem) -> OrderRow:
+        row.status, row.reject_code, row.reject_reason = OrderStatus.REJECTED.value, problem.code, problem.message
+        try:
+            return await self._insert(row)
+        except IntegrityError:  # the same clientOrderId raced in from another process
+            existing = await self.find_by_client_id(row.user_id, row.client_order_id)
+            assert existing is not None
+            return existing
+
+    async def _mark_rejected(self, row: OrderRow, problem: UserProblem) -> OrderRow:
+        """An order the broker refused outright (it never existed there, so nothing else writes it)."""
+        async with self._sessions() as session:
+            stored = await session.get(OrderRow, row.id)
+            assert stored is not None
+            stored.status, stored.reject_code, stored.reject_reason = (
+                OrderStatus.REJECTED.value,
+                problem.code,
+                problem.message,
+            )
+            stored.updated_at = self._now()
+            session.add(event_for_new_row(stored, self._now(), event="rejected"))
+            await session.commit()
+        return stored
+
+    async def _lost(self, row: OrderRow) -> OrderRow:
+        """The broker has no such order: one never sent, or one the broker forgot (the
+        embedded paper exchange keeps no orders across a restart)."""
+        if is_in_flight(row):
+            problem = UserProblem(NOT_SENT, "The server stopped before this order reached the broker.")
+            return await self._mark_rejected(row, problem)
+        async with self._sessions() as session:
+            stored = await session.get(OrderRow, row.id)
+            assert stored is not None
+            stored.status = OrderStatus.CANCELED.value
+            stored.reject_code, stored.reject_reason = "BROKER_LOST", "The broker no longer has this order."
+            stored.canceled_at = stored.updated_at = self._now()
+            session.add(event_for_new_row(stored, self._now(), event="lost"))
+            await session.commit()
+        return stored
+
+
+_CLOSED_VALUES = [status.value for status in (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED)] + [
+    OrderStatus.REPLACED.value,
+    OrderStatus.REJECTED.value,
+]
+ORDER_NOT_FOUND = UserProblem("ORDER_NOT_FOUND", "You have no order with that id.", "id")
+
+
+def _not_sent_yet(row: OrderRow) -> UserProblem:
+    return UserProblem("NOT_ACKNOWLEDGED", f"Order {row.id} has not been acknowledged by the broker yet.", "id")
+
+
+def _cid_taken() -> UserProblem:
+    return UserProblem("CLIENT_ORDER_ID_REUSED", "That clientOrderId is already used.", "clientOrderId")
