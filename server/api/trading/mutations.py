@@ -43,29 +43,33 @@ class TradingMutation:
         "The same clientOrderId returns the first order."
     )
     async def place_order(self, info: Info, input: PlaceOrderInput) -> PlaceOrderPayload:
-        user = await _order_entry(info)
-        connection = await _connection(info, user, input.connection_id)
-        outcome = await info.context.services.trading.place(user, connection, input.to_request())
-        return PlaceOrderPayload.of(outcome)
+        async with info.context.loaders.quotes.producing():
+            user = await _order_entry(info)
+            connection = await _connection(info, user, input.connection_id)
+            outcome = await info.context.services.trading.place(user, connection, input.to_request())
+            return PlaceOrderPayload.of(outcome)
 
     @strawberry.mutation(description="Ask the broker to cancel an order.")
     async def cancel_order(self, info: Info, id: strawberry.ID) -> CancelOrderPayload:
-        user = await signed_in_user(info)
-        outcome = await info.context.services.trading.cancel(user, str(id))
-        order = Order.from_row(outcome.order) if outcome.order is not None else None
-        return CancelOrderPayload(order=order, user_errors=UserError.of(outcome.problems, prefix=()))
+        async with info.context.loaders.quotes.producing():
+            user = await signed_in_user(info)
+            outcome = await info.context.services.trading.cancel(user, str(id))
+            order = Order.from_row(outcome.order) if outcome.order is not None else None
+            return CancelOrderPayload(order=order, user_errors=UserError.of(outcome.problems, prefix=()))
 
     @strawberry.mutation(description="Cancel every open order of a broker connection.")
     async def cancel_all_orders(self, info: Info, connection_id: strawberry.ID | None = None) -> BulkOrdersPayload:
-        user = await signed_in_user(info)
-        connection = await _connection(info, user, connection_id)
-        return BulkOrdersPayload.of(await info.context.services.trading.cancel_all(user, connection))
+        async with info.context.loaders.quotes.producing():
+            user = await signed_in_user(info)
+            connection = await _connection(info, user, connection_id)
+            return BulkOrdersPayload.of(await info.context.services.trading.cancel_all(user, connection))
 
     @strawberry.mutation(description="Replace an open order with a changed copy (the old one ends as replaced).")
     async def replace_order(self, info: Info, id: strawberry.ID, input: ReplaceOrderInput) -> PlaceOrderPayload:
-        user = await _order_entry(info)
-        outcome = await info.context.services.trading.replace(user, str(id), input.to_request())
-        return PlaceOrderPayload.of(outcome)
+        async with info.context.loaders.quotes.producing():
+            user = await _order_entry(info)
+            outcome = await info.context.services.trading.replace(user, str(id), input.to_request())
+            return PlaceOrderPayload.of(outcome)
 
     @strawberry.mutation(
         description="Close all or part of a position with a market order (allowed under the kill switch)."
@@ -79,12 +83,13 @@ class TradingMutation:
         client_order_id: str | None = None,
         connection_id: strawberry.ID | None = None,
     ) -> PlaceOrderPayload:
-        user = await _order_entry(info)
-        connection = await _connection(info, user, connection_id)
-        outcome = await info.context.services.trading.close_position(
-            user, connection, symbol, qty=qty, percentage=percentage, client_order_id=client_order_id
-        )
-        return PlaceOrderPayload.of(outcome, prefix=())
+        async with info.context.loaders.quotes.producing():
+            user = await _order_entry(info)
+            connection = await _connection(info, user, connection_id)
+            outcome = await info.context.services.trading.close_position(
+                user, connection, symbol, qty=qty, percentage=percentage, client_order_id=client_order_id
+            )
+            return PlaceOrderPayload.of(outcome, prefix=())
 
     @strawberry.mutation(
         description="Close every position of a broker connection; optionally cancel open orders first."
@@ -92,11 +97,12 @@ class TradingMutation:
     async def close_all_positions(
         self, info: Info, cancel_orders: bool = False, connection_id: strawberry.ID | None = None
     ) -> BulkOrdersPayload:
-        user = await _order_entry(info)
-        connection = await _connection(info, user, connection_id)
-        trading = info.context.services.trading
-        canceled = await trading.cancel_all(user, connection) if cancel_orders else []
-        return BulkOrdersPayload.of(canceled + await trading.close_all_positions(user, connection))
+        async with info.context.loaders.quotes.producing():
+            user = await _order_entry(info)
+            connection = await _connection(info, user, connection_id)
+            trading = info.context.services.trading
+            canceled = await trading.cancel_all(user, connection) if cancel_orders else []
+            return BulkOrdersPayload.of(canceled + await trading.close_all_positions(user, connection))
 
     @strawberry.mutation(description="Pull every open order's state from the brokers into the ledger.")
     async def sync_orders(self, info: Info) -> SyncOrdersPayload:

@@ -60,15 +60,17 @@ class TradingQuery:
 
     @strawberry.field(description="Open positions, each with its quote (all quotes in one batch).")
     async def positions(self, info: Info, connection_id: strawberry.ID | None = None) -> list[Position]:
-        _, broker = await user_broker(info, connection_id)
-        positions = await info.context.services.trading.call(broker.list_positions())
-        return [Position.from_model(position) for position in positions]
+        async with info.context.loaders.quotes.producing():
+            _, broker = await user_broker(info, connection_id)
+            positions = await info.context.services.trading.call(broker.list_positions())
+            return [Position.from_model(position) for position in positions]
 
     @strawberry.field(description="The position in one symbol; null when there is none.")
     async def position(self, info: Info, symbol: str, connection_id: strawberry.ID | None = None) -> Position | None:
-        _, broker = await user_broker(info, connection_id)
-        found = await info.context.services.trading.call(broker.get_position(normalize_symbol(symbol)))
-        return Position.from_model(found) if found is not None else None
+        async with info.context.loaders.quotes.producing():
+            _, broker = await user_broker(info, connection_id)
+            found = await info.context.services.trading.call(broker.get_position(normalize_symbol(symbol)))
+            return Position.from_model(found) if found is not None else None
 
     @strawberry.field(description="Your orders from the ledger, newest first, in pages.")
     async def orders(
@@ -83,38 +85,40 @@ class TradingQuery:
         first: int = 50,
         after: str | None = None,
     ) -> OrderConnection:
-        user = await signed_in_user(info)
-        limit = info.context.services.settings.max_symbols_per_request
-        where = OrderFilter(
-            status=StatusFilter(status),
-            symbols=tuple(normalize_symbols(symbols or [], limit=limit)),
-            side=side,
-            since=_aware(since, "since"),
-            until=_aware(until, "until"),
-            connection_id=str(connection_id) if connection_id else None,
-        )
-        if not 0 < first <= 500:
-            raise bad_user_input("first must be between 1 and 500.")
-        try:
-            page = await info.context.services.history.page(user.id, where, first=first, after=after)
-        except InvalidCursorError as error:
-            raise bad_user_input(str(error)) from None
-        return OrderConnection.of(page.rows, has_next=page.has_next)
+        async with info.context.loaders.quotes.producing():
+            user = await signed_in_user(info)
+            limit = info.context.services.settings.max_symbols_per_request
+            where = OrderFilter(
+                status=StatusFilter(status),
+                symbols=tuple(normalize_symbols(symbols or [], limit=limit)),
+                side=side,
+                since=_aware(since, "since"),
+                until=_aware(until, "until"),
+                connection_id=str(connection_id) if connection_id else None,
+            )
+            if not 0 < first <= 500:
+                raise bad_user_input("first must be between 1 and 500.")
+            try:
+                page = await info.context.services.history.page(user.id, where, first=first, after=after)
+            except InvalidCursorError as error:
+                raise bad_user_input(str(error)) from None
+            return OrderConnection.of(page.rows, has_next=page.has_next)
 
     @strawberry.field(description="One of your orders, by its id or by your clientOrderId.")
     async def order(
         self, info: Info, id: strawberry.ID | None = None, client_order_id: str | None = None
     ) -> Order | None:
-        user = await signed_in_user(info)
-        if (id is None) == (client_order_id is None):
-            raise bad_user_input("Give id or clientOrderId, not both.")
-        trading = info.context.services.trading
-        row = (
-            await trading.find(user.id, str(id))
-            if id is not None
-            else await trading.find_by_client_id(user.id, client_order_id or "")
-        )
-        return Order.from_row(row) if row is not None else None
+        async with info.context.loaders.quotes.producing():
+            user = await signed_in_user(info)
+            if (id is None) == (client_order_id is None):
+                raise bad_user_input("Give id or clientOrderId, not both.")
+            trading = info.context.services.trading
+            row = (
+                await trading.find(user.id, str(id))
+                if id is not None
+                else await trading.find_by_client_id(user.id, client_order_id or "")
+            )
+            return Order.from_row(row) if row is not None else None
 
     @strawberry.field(description="The market clock (of your broker when signed in).")
     async def clock(self, info: Info, connection_id: strawberry.ID | None = None) -> MarketClock:
@@ -152,18 +156,19 @@ class TradingQuery:
         max_strike: Decimal | None = None,
         connection_id: strawberry.ID | None = None,
     ) -> list[OptionContract]:
-        source = await market(info, connection_id)
-        symbol = normalize_symbol(underlying)
-        kind = domain.OptionType(type) if type is not None else None
-        chain = await info.context.services.trading.call(
-            source.option_chain(symbol, expiration=expiration, option_type=kind)
-        )
-        return [
-            OptionContract.from_model(contract)
-            for contract in chain
-            if (min_strike is None or contract.strike >= min_strike)
-            and (max_strike is None or contract.strike <= max_strike)
-        ]
+        async with info.context.loaders.quotes.producing():
+            source = await market(info, connection_id)
+            symbol = normalize_symbol(underlying)
+            kind = domain.OptionType(type) if type is not None else None
+            chain = await info.context.services.trading.call(
+                source.option_chain(symbol, expiration=expiration, option_type=kind)
+            )
+            return [
+                OptionContract.from_model(contract)
+                for contract in chain
+                if (min_strike is None or contract.strike >= min_strike)
+                and (max_strike is None or contract.strike <= max_strike)
+            ]
 
 
 def _aware(moment: datetime | None, name: str) -> datetime | None:
