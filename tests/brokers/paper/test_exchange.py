@@ -323,9 +323,7 @@ def test_replace_makes_a_new_order_and_retires_the_old(world: PaperWorld) -> Non
 
 def test_replacing_a_bracket_entry_keeps_its_exits_one_cancels_the_other(world: PaperWorld) -> None:
     ask = world.exchange.quote("MSFT").ask_price
-    order = world.exchange.submit(
-        world.account_id, resting_bracket(ask, take_profit=ask + D("0.30"), stop=ask - 25)
-    )
+    order = world.exchange.submit(world.account_id, resting_bracket(ask, take_profit=ask + D("0.30"), stop=ask - 25))
     entry = world.exchange.replace(world.account_id, order.id, ReplaceRequest(limit_price=ask + D("0.10")))
     assert entry.status is OrderStatus.FILLED
     assert all(leg.status is OrderStatus.NEW for leg in entry.legs)
