@@ -134,7 +134,7 @@ class TradingService:
         async with self._locks.hold((user.id, cid)):
             existing = await self.find_by_client_id(user.id, cid)
             if existing is not None:
-                return await self._again(ref, broker, existing, request)
+                return await self._again(user, ref, broker, existing, request)
             asset = await self.call(broker.get_asset(symbol))
             problems = asset_problems(symbol, asset, today=(await self.call(broker.clock())).timestamp.date())
             if asset is not None:
@@ -150,7 +150,7 @@ class TradingService:
             except IntegrityError:  # another server process took this clientOrderId a moment ago
                 existing = await self.find_by_client_id(user.id, cid)
                 assert existing is not None
-                return await self._again(ref, broker, existing, request)
+                return await self._again(user, ref, broker, existing, request)
             return await self._send(ref, broker, row, request)
 
     async def _risk(
@@ -180,7 +180,9 @@ class TradingService:
             return OrderOutcome(row, [OUTCOME_UNKNOWN])
         return OrderOutcome(await self._ledger.record(ref, order, "submitted"), [])
 
-    async def _again(self, ref: ConnectionRef, broker: Broker, row: OrderRow, request: OrderRequest) -> OrderOutcome:
+    async def _again(
+        self, user: User, ref: ConnectionRef, broker: Broker, row: OrderRow, request: OrderRequest
+    ) -> OrderOutcome:
         """A clientOrderId seen before: the first order, never a second one."""
         if not same_order(row, request):
             problem = UserProblem(
@@ -197,6 +199,11 @@ class TradingService:
             if found is None:
                 return await self._send(ref, broker, row, request)
             return OrderOutcome(await self._ledger.record(ref, found, "reconciled"), [])
+        if row.reject_code == NOT_SENT:  # it never reached the broker: this retry sends it, checked afresh
+            refusals = await self._risk(user, broker, request, AssetClass(row.asset_class), closing=False)
+            if refusals:
+                return OrderOutcome(row, refusals)
+            return await self._send(ref, broker, await self._revive(row), request)
         if row.status == OrderStatus.REJECTED.value and row.reject_code:
             return OrderOutcome(row, [UserProblem(row.reject_code, row.reject_reason or "The order was rejected.")])
         return OrderOutcome(row, [])
@@ -414,6 +421,16 @@ class TradingService:
             )
             stored.updated_at = self._now()
             session.add(event_for_new_row(stored, self._now(), event="rejected"))
+            await session.commit()
+        return stored
+
+    async def _revive(self, row: OrderRow) -> OrderRow:
+        async with self._sessions() as session:
+            stored = await session.get(OrderRow, row.id)
+            assert stored is not None
+            stored.status, stored.reject_code, stored.reject_reason = ledger.IN_FLIGHT, None, None
+            stored.updated_at = self._now()
+            session.add(event_for_new_row(stored, self._now(), event="retried"))
             await session.commit()
         return stored
 
