@@ -64,19 +64,13 @@ def new_row(
     )
 
 
-def _row_from_order(ref: ConnectionRef, order: Order) -> OrderRow:
+def _row_from_order(ref: ConnectionRef, order: Order, now: datetime) -> OrderRow:
     """An order the ledger has not seen: an exit leg, or one placed outside this server."""
-    return OrderRow(
-        user_id=ref.user_id,
-        connection_id=ref.connection_id,
-        client_order_id=order.client_order_id,
-        broker_order_id=order.id,
+    request = OrderRequest(
         symbol=order.symbol,
-        asset_class=order.asset_class.value,
-        side=order.side.value,
-        order_type=order.type.value,
-        time_in_force=order.time_in_force.value,
-        order_class=order.order_class.value,
+        side=order.side,
+        type=order.type,
+        time_in_force=order.time_in_force,
         qty=order.qty,
         notional=order.notional,
         limit_price=order.limit_price,
@@ -84,10 +78,11 @@ def _row_from_order(ref: ConnectionRef, order: Order) -> OrderRow:
         trail_price=order.trail_price,
         trail_percent=order.trail_percent,
         extended_hours=order.extended_hours,
-        status=order.status.value,
-        created_at=order.created_at,
-        updated_at=order.updated_at,
+        order_class=order.order_class,
     )
+    row = new_row(ref, request, order.client_order_id, order.asset_class.value, order.created_at)
+    merge(row, order, now)
+    return row
 
 
 def merge(row: OrderRow, order: Order, now: datetime) -> bool:
@@ -197,7 +192,7 @@ class LedgerWriter:
         now = self._now()
         row = await _find(batch, ref.user_id, order.client_order_id)
         if row is None:
-            row = _row_from_order(ref, order)
+            row = _row_from_order(ref, order, now)
             row.parent_order_id = parent.id if parent is not None else None
             if order.replaces:
                 replaced = await _find_by_broker_id(batch.session, ref.user_id, order.replaces)

@@ -1,0 +1,178 @@
+"""Reading orders: filters, keyset pages that stay stable while orders arrive, ownership,
+sign-in, the order-entry rate limit, and start-up reconciliation of what was left open."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from server.app import create_app
+from server.brokers.paper.clock import ManualClock
+from server.models import Order as OrderRow
+from tests.utils.accounts import as_user, register
+from tests.utils.factories import make_settings
+from tests.utils.graphql import error_codes
+from tests.utils.trading import CANCEL, ORDER, PLACE, codes, place
+
+pytestmark = pytest.mark.anyio
+
+PAGE = """query($first: Int!, $after: String, $status: OrderStatusFilter, $symbols: [String!], $side: OrderSide) {
+  orders(first: $first, after: $after, status: $status, symbols: $symbols, side: $side) {
+    edges { cursor node { clientOrderId symbol side status } }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
+
+
+async def _page(client: httpx.AsyncClient, token: str, **variables: Any) -> dict[str, Any]:
+    result = await as_user(client, token, PAGE, {"status": "ALL", **variables})
+    assert "errors" not in result, result
+    return result["data"]["orders"]
+
+
+async def _limit_buy(client: httpx.AsyncClient, token: str, cid: str, symbol: str = "KO") -> dict[str, Any]:
+    payload = await place(
+        client, token, symbol=symbol, side="BUY", type="LIMIT", qty="1", limitPrice="60.00", clientOrderId=cid
+    )
+    assert payload["userErrors"] == [], payload
+    return payload["order"]
+
+
+async def test_pages_visit_every_order_once_while_new_ones_arrive(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    ada = await register(client, "ada")
+    for number in range(7):
+        await _limit_buy(client, ada.access_token, f"o{number}")
+        clock.advance(1)
+
+    seen: list[str] = []
+    page = await _page(client, ada.access_token, first=3)
+    seen += [edge["node"]["clientOrderId"] for edge in page["edges"]]
+    await _limit_buy(client, ada.access_token, "late")  # arrives between pages: newer than every cursor
+    while page["pageInfo"]["hasNextPage"]:
+        page = await _page(client, ada.access_token, first=3, after=page["pageInfo"]["endCursor"])
+        seen += [edge["node"]["clientOrderId"] for edge in page["edges"]]
+
+    assert seen == [f"o{number}" for number in reversed(range(7))]
+    first = await _page(client, ada.access_token, first=50)
+    assert first["edges"][0]["node"]["clientOrderId"] == "late"
+
+
+async def test_filters_by_status_symbol_and_side(client: httpx.AsyncClient) -> None:
+    ada = await register(client, "ada")
+    resting = await _limit_buy(client, ada.access_token, "rest", "KO")
+    await place(client, ada.access_token, symbol="AAPL", side="BUY", qty="2", clientOrderId="filled")
+    await place(client, ada.access_token, symbol="AAPL", side="SELL", qty="1", clientOrderId="sold")
+
+    def cids(page: dict[str, Any]) -> set[str]:
+        return {edge["node"]["clientOrderId"] for edge in page["edges"]}
+
+    assert cids(await _page(client, ada.access_token, first=10, status="OPEN")) == {"rest"}
+    assert cids(await _page(client, ada.access_token, first=10, status="CLOSED")) == {"filled", "sold"}
+    assert cids(await _page(client, ada.access_token, first=10, symbols=["aapl"])) == {"filled", "sold"}
+    assert cids(await _page(client, ada.access_token, first=10, side="SELL")) == {"sold"}
+    by_cid = await as_user(client, ada.access_token, ORDER, {"cid": "rest"})
+    assert by_cid["data"]["order"]["id"] == resting["id"]
+
+
+async def test_bad_cursors_and_page_sizes_are_bad_input(client: httpx.AsyncClient) -> None:
+    ada = await register(client, "ada")
+    for variables in ({"first": 3, "after": "bm90LWEtY3Vyc29y"}, {"first": 3, "after": "%%%"}, {"first": 0}):
+        result = await as_user(client, ada.access_token, PAGE, {"status": "ALL", **variables})
+        assert error_codes(result) == ["BAD_USER_INPUT"], variables
+
+
+async def test_orders_belong_to_their_user_only(client: httpx.AsyncClient) -> None:
+    ada = await register(client, "ada")
+    bob = await register(client, "bob")
+    order = await _limit_buy(client, ada.access_token, "shared-cid")
+
+    assert (await as_user(client, bob.access_token, ORDER, {"id": order["id"]}))["data"]["order"] is None
+    assert (await as_user(client, bob.access_token, ORDER, {"cid": "shared-cid"}))["data"]["order"] is None
+    cancel = (await as_user(client, bob.access_token, CANCEL, {"id": order["id"]}))["data"]["cancelOrder"]
+    assert codes(cancel) == ["ORDER_NOT_FOUND"]
+    assert (await _page(client, bob.access_token, first=10))["edges"] == []
+    # The same clientOrderId is bob's own to use.
+    assert (await _limit_buy(client, bob.access_token, "shared-cid"))["id"] != order["id"]
+
+
+async def test_trading_needs_a_signed_in_user(client: httpx.AsyncClient) -> None:
+    variables = {"input": {"symbol": "AAPL", "side": "BUY", "qty": "1"}}
+    response = await client.post("/graphql", json={"query": PLACE, "variables": variables})
+    assert error_codes(response.json()) == ["UNAUTHENTICATED"]
+    response = await client.post("/graphql", json={"query": "{ account { cash } }"})
+    assert error_codes(response.json()) == ["UNAUTHENTICATED"]
+    response = await client.post("/graphql", json={"query": '{ clock { isOpen } assets(search: "apple") { symbol } }'})
+    assert response.json()["data"]["assets"] == [{"symbol": "AAPL"}]
+
+
+@pytest.fixture
+async def limited(tmp_path: Path, clock: ManualClock) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(make_settings(tmp_path / "data", rate_limit_orders_per_minute=2), clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http
+
+
+async def test_order_entry_has_its_own_rate_limit(limited: httpx.AsyncClient) -> None:
+    ada = await register(limited, "ada")
+    variables = {"input": {"symbol": "AAPL", "side": "BUY", "qty": "1"}}
+    results = [await as_user(limited, ada.access_token, PLACE, variables) for _ in range(3)]
+    assert [error_codes(result) for result in results] == [[], [], ["RATE_LIMITED"]]
+    assert results[2]["errors"][0]["extensions"]["retryAfter"] > 0
+    assert "errors" not in await as_user(limited, ada.access_token, "{ account { cash } }")
+
+
+async def test_start_up_reconciles_orders_left_in_flight_or_unknown_to_the_broker(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    settings = make_settings(tmp_path / "data")
+    app = create_app(settings, clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            ada = await register(http, "ada")
+            resting = await _limit_buy(http, ada.access_token, "resting")
+        connection = await app.state.services.trading.connection(ada.user_id)
+        async with app.state.services.sessions() as session:  # a row written, then the process died
+            session.add(
+                OrderRow(
+                    user_id=ada.user_id,
+                    connection_id=connection.id,
+                    client_order_id="in-flight",
+                    symbol="KO",
+                    asset_class="us_equity",
+                    side="buy",
+                    order_type="market",
+                    time_in_force="day",
+                    qty=Decimal(1),
+                    status="pending_new",
+                )
+            )
+            await session.commit()
+
+    restarted = create_app(settings, clock=clock)  # a new paper exchange: it knows none of these
+    async with restarted.router.lifespan_context(restarted):
+        transport = httpx.ASGITransport(app=restarted)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            rows = {
+                edge["node"]["clientOrderId"]: edge["node"]
+                for edge in (await _page(http, ada.access_token, first=10))["edges"]
+            }
+            assert rows["in-flight"]["status"] == "REJECTED"
+            assert rows["resting"]["status"] == "CANCELED"
+            lost = await as_user(
+                http, ada.access_token, "query($id: ID) { order(id: $id) { rejectCode } }", {"id": resting["id"]}
+            )
+            assert lost["data"]["order"]["rejectCode"] == "BROKER_LOST"
+
+            retried = await place(http, ada.access_token, symbol="KO", side="BUY", qty="1", clientOrderId="in-flight")
+            assert retried["userErrors"] == []
+            assert retried["order"]["status"] == "FILLED"

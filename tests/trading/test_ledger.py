@@ -1,0 +1,138 @@
+"""The ledger only moves forward, records each fill once, and adopts orders it has not seen."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from sqlmodel import select
+from starlette.applications import Starlette
+
+from server.brokers.domain import (
+    AssetClass,
+    Order,
+    OrderClass,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    TimeInForce,
+    TradeEvent,
+    TradeUpdate,
+)
+from server.brokers.registry import ConnectionRef
+from server.models import BrokerConnection, OrderEvent, User
+from server.models import Order as OrderRow
+from server.trading.ledger import IN_FLIGHT, merge
+
+pytestmark = pytest.mark.anyio
+
+NOW = datetime(2026, 11, 23, 15, tzinfo=UTC)
+
+
+def _order(status: OrderStatus, filled: str = "0", **changes: object) -> Order:
+    order = Order(
+        id="broker-1",
+        client_order_id="cid-1",
+        symbol="AAPL",
+        asset_class=AssetClass.US_EQUITY,
+        side=OrderSide.BUY,
+        type=OrderType.LIMIT,
+        time_in_force=TimeInForce.DAY,
+        order_class=OrderClass.SIMPLE,
+        status=status,
+        qty=Decimal(10),
+        notional=None,
+        filled_qty=Decimal(filled),
+        filled_avg_price=Decimal("230.00") if filled != "0" else None,
+        limit_price=Decimal("230.00"),
+        stop_price=None,
+        trail_price=None,
+        trail_percent=None,
+        hwm=None,
+        extended_hours=False,
+        created_at=NOW,
+        updated_at=NOW,
+        submitted_at=NOW,
+    )
+    return order._replace(**changes)
+
+
+def _row() -> OrderRow:
+    return OrderRow(
+        user_id="u",
+        connection_id="c",
+        client_order_id="cid-1",
+        symbol="AAPL",
+        asset_class="us_equity",
+        side="buy",
+        order_type="limit",
+        time_in_force="day",
+        qty=Decimal(10),
+        limit_price=Decimal("230.00"),
+        status=IN_FLIGHT,
+    )
+
+
+def test_an_answer_brings_an_in_flight_row_up_to_date() -> None:
+    row = _row()
+    assert merge(row, _order(OrderStatus.NEW), NOW) is True
+    assert (row.status, row.broker_order_id) == ("new", "broker-1")
+
+
+@pytest.mark.parametrize(
+    ("current", "stale"),
+    [
+        (_order(OrderStatus.FILLED, "10"), _order(OrderStatus.NEW)),
+        (_order(OrderStatus.PARTIALLY_FILLED, "4"), _order(OrderStatus.NEW)),
+        (_order(OrderStatus.CANCELED, "4"), _order(OrderStatus.PARTIALLY_FILLED, "4")),
+        (_order(OrderStatus.PARTIALLY_FILLED, "6"), _order(OrderStatus.PARTIALLY_FILLED, "4")),
+    ],
+)
+def test_a_late_report_never_moves_a_row_back(current: Order, stale: Order) -> None:
+    row = _row()
+    merge(row, current, NOW)
+    assert merge(row, stale, NOW) is False
+    assert (row.status, row.filled_qty) == (current.status.value, current.filled_qty)
+
+
+def test_a_terminal_row_keeps_its_ending() -> None:
+    row = _row()
+    merge(row, _order(OrderStatus.CANCELED), NOW)
+    assert merge(row, _order(OrderStatus.FILLED, "10"), NOW) is False
+    assert row.status == "canceled"
+
+
+async def _user_and_connection(app: Starlette) -> ConnectionRef:
+    async with app.state.services.sessions() as session:
+        user = User(username="ada", email="ada@example.com", password_hash="x")
+        session.add(user)
+        await session.flush()
+        connection = BrokerConnection(user_id=user.id, kind="PAPER", label="paper", is_default=True)
+        session.add(connection)
+        await session.commit()
+    return ConnectionRef(user.id, connection.id)
+
+
+async def test_a_fill_reported_twice_is_recorded_once_and_an_unknown_order_is_adopted(app: Starlette) -> None:
+    writer = app.state.services.trading._ledger
+    ref = await _user_and_connection(app)
+    fill = TradeUpdate(
+        event=TradeEvent.FILL,
+        order=_order(OrderStatus.FILLED, "10"),
+        timestamp=NOW,
+        execution_id="exec-1",
+        price=Decimal("230.00"),
+        qty=Decimal(10),
+    )
+    writer.push(ref, fill)
+    writer.push(ref, fill)
+    writer.push(ref, replace(fill, event=TradeEvent.NEW, order=_order(OrderStatus.NEW), execution_id=None))  # late
+    await writer.flush()
+
+    async with app.state.services.sessions() as session:
+        [row] = (await session.exec(select(OrderRow))).all()
+        events = (await session.exec(select(OrderEvent).where(OrderEvent.order_id == row.id))).all()
+    assert (row.client_order_id, row.broker_order_id, row.status, row.filled_qty) == ("cid-1", "broker-1", "filled", 10)
+    assert [(e.event, e.execution_id, e.status) for e in events] == [("fill", "exec-1", "filled"), ("new", None, "new")]
