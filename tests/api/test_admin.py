@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from server.models import AuditEvent
 from tests.utils.accounts import as_user, login, make_admin, register
 from tests.utils.graphql import error_codes
+from tests.utils.trading import place
 
 pytestmark = pytest.mark.anyio
 USERS = "query($after: String) { users(first: 2, after: $after) { username isActive } }"
@@ -100,3 +101,29 @@ async def test_acting_on_an_unknown_user_is_a_user_error(client: httpx.AsyncClie
         "user": None,
         "userErrors": [{"field": ["userId"], "code": "USER_NOT_FOUND"}],
     }
+
+
+async def test_the_kill_switch_can_cancel_every_open_order(client: httpx.AsyncClient, app: Starlette) -> None:
+    root = await register(client, "root")
+    await make_admin(app, root.user_id)
+    ada = await register(client, "ada")
+    for cid in ("a", "b"):
+        placed = await place(
+            client, ada.access_token, symbol="KO", side="BUY", type="LIMIT", qty="1", limitPrice="60", clientOrderId=cid
+        )
+        assert placed["order"]["status"] == "NEW"
+    kill = """mutation($id: ID!) {
+      setKillSwitch(userId: $id, engaged: true, cancelOpenOrders: true) {
+        user { riskLimits { killSwitch } } canceledOrders { clientOrderId status } userErrors { code }
+      }
+    }"""
+
+    result = (await as_user(client, root.access_token, kill, {"id": ada.user_id}))["data"]["setKillSwitch"]
+
+    assert result["user"]["riskLimits"]["killSwitch"] is True
+    assert sorted((o["clientOrderId"], o["status"]) for o in result["canceledOrders"]) == [
+        ("a", "CANCELED"),
+        ("b", "CANCELED"),
+    ]
+    open_orders = await as_user(client, ada.access_token, "{ orders { nodes { id } } }")
+    assert open_orders["data"]["orders"]["nodes"] == []

@@ -6,9 +6,11 @@ import strawberry
 
 from server.api.auth import admin_user
 from server.api.context import Info
+from server.api.trading.types import BulkOrdersPayload, Order
 from server.api.users.inputs import RiskLimitsInput
 from server.api.users.types import AdminUserPayload, User, UserError
 from server.models import User as UserRow
+from server.trading.service import OrderOutcome
 from server.users.admin import RiskLimits
 from server.users.problems import UserProblem
 
@@ -23,6 +25,13 @@ def _error(problem: UserProblem) -> UserError:
     """userId is an argument of its own; the limits are fields of `input`."""
     [error] = UserError.of([problem], prefix=() if problem.field == "userId" else ("input",))
     return error
+
+
+@strawberry.type(description="The user whose kill switch changed, and the orders it canceled.")
+class KillSwitchPayload:
+    user: User | None = None
+    canceled_orders: list[Order] = strawberry.field(default_factory=list)
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 @strawberry.type
@@ -52,7 +61,22 @@ class AdminMutation:
         limits = RiskLimits(input.max_order_notional, input.max_position_notional, input.price_band_percent)
         return _payload(await info.context.services.admin.set_risk_limits(str(user_id), limits, info.context.actor))
 
-    @strawberry.mutation(description="Admin only: engage or release a user's kill switch (no new orders while on).")
-    async def set_kill_switch(self, info: Info, user_id: strawberry.ID, engaged: bool) -> AdminUserPayload:
+    @strawberry.mutation(
+        description="Admin only: engage or release a user's kill switch (no new orders while on; closing "
+        "positions stays allowed). With cancelOpenOrders, every open order of the user is canceled too."
+    )
+    async def set_kill_switch(
+        self, info: Info, user_id: strawberry.ID, engaged: bool, cancel_open_orders: bool = False
+    ) -> KillSwitchPayload:
         await admin_user(info)
-        return _payload(await info.context.services.admin.set_kill_switch(str(user_id), engaged, info.context.actor))
+        services = info.context.services
+        outcome = await services.admin.set_kill_switch(str(user_id), engaged, info.context.actor)
+        payload = _payload(outcome)
+        canceled: list[OrderOutcome] = []
+        if engaged and cancel_open_orders and not isinstance(outcome, list):
+            for connection in await services.connections.of_user(outcome.id):
+                canceled += await services.trading.cancel_all(outcome, connection)
+        bulk = BulkOrdersPayload.of(canceled)
+        return KillSwitchPayload(
+            user=payload.user, canceled_orders=bulk.orders, user_errors=payload.user_errors + bulk.user_errors
+        )
