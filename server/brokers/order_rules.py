@@ -76,7 +76,7 @@ def _prices(request: OrderRequest) -> Iterator[Violation]:
             yield Violation(
                 "TRAIL_REQUIRED", "trailing_stop needs exactly one of trail_price or trail_percent", "trail_price"
             )
-        if request.trail_percent is not None and request.trail_percent >= 100:
+        if _finite(request.trail_percent) and request.trail_percent >= 100:  # type: ignore[operator]
             yield Violation("TRAIL_PERCENT_TOO_LARGE", "trail_percent must be < 100", "trail_percent")
     elif trails:
         yield Violation(
@@ -145,24 +145,47 @@ def _order_class(request: OrderRequest) -> Iterator[Violation]:
     if stop_loss:
         yield from _positive(stop_loss.stop_price, "stop_loss.stop_price")
         yield from _positive(stop_loss.limit_price, "stop_loss.limit_price")
-    if take_profit and stop_loss and order_class is OrderClass.BRACKET:
+    if (
+        take_profit
+        and stop_loss
+        and order_class is OrderClass.BRACKET
+        and _finite(take_profit.limit_price)
+        and _finite(stop_loss.stop_price)
+    ):
         yield from _bracket_prices(request, take_profit.limit_price, stop_loss.stop_price)
+
+
+def _finite(value: Decimal | None) -> bool:
+    return value is not None and value.is_finite()
+
+
+def _beyond(far: Decimal, near: Decimal, *, buying: bool) -> bool:
+    """`far` is strictly on the profit side of `near`: above it for a buy, below for a sell."""
+    return far > near if buying else far < near
 
 
 def _bracket_prices(request: OrderRequest, take_profit: Decimal, stop: Decimal) -> Iterator[Violation]:
     buying = request.side is OrderSide.BUY
     side = "above" if buying else "below"
-    if (take_profit > stop) != buying:
+    if not _beyond(take_profit, stop, buying=buying):
         yield Violation(
             "BRACKET_PRICES", f"take_profit.limit_price must be {side} stop_loss.stop_price", "take_profit.limit_price"
         )
     entry = request.limit_price
-    if entry is not None and ((take_profit > entry) != buying or (entry > stop) != buying):
+    if _finite(entry) and not (
+        _beyond(take_profit, entry, buying=buying) and _beyond(entry, stop, buying=buying)  # type: ignore[arg-type]
+    ):
         yield Violation(
             "BRACKET_PRICES",
             "the entry limit_price must lie between stop_loss.stop_price and take_profit.limit_price",
             "limit_price",
         )
+
+
+def decimal_places(value: Decimal) -> int:
+    """Digits after the point once trailing zeros are dropped (1E+30 has none, 1.50 has 1)."""
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
 def tick_violations(request: OrderRequest, *, is_option: bool) -> list[Violation]:
@@ -180,6 +203,6 @@ def tick_violations(request: OrderRequest, *, is_option: bool) -> list[Violation
         if price is None or not price.is_finite() or price <= 0:
             continue
         tick = CENT if is_option or price >= 1 else SUB_PENNY
-        if price % tick:
+        if decimal_places(price) > decimal_places(tick):
             found.append(Violation("PRICE_TICK", f"{name} must be a multiple of {tick} at this price", name))
     return found

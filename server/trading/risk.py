@@ -16,6 +16,7 @@ from server.users.problems import UserProblem
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
+MIN_BAND = Decimal("0.05")
 
 KILL_SWITCH = UserProblem("KILL_SWITCH", "Trading is halted for this account (kill switch); no new orders.")
 
@@ -102,8 +103,11 @@ def risk_problems(request: OrderRequest, exposure: Exposure, limits: RiskLimits)
 def _price_band(request: OrderRequest, quote: Quote, band_percent: Decimal | None) -> list[UserProblem]:
     if band_percent is None:
         return []
-    mid = (quote.bid_price + quote.ask_price) / 2
-    low, high = mid * (1 - band_percent / HUNDRED), mid * (1 + band_percent / HUNDRED)
+    # With no bid (a cheap option quoted 0.00 / 0.01) the ask is the market; and the band
+    # is never narrower than a few ticks, or a contract worth a cent could take no limit.
+    mid = (quote.bid_price + quote.ask_price) / 2 if quote.bid_price > 0 else quote.ask_price
+    half_width = max(mid * band_percent / HUNDRED, MIN_BAND)
+    low, high = mid - half_width, mid + half_width
     problems = []
     for field, price in (("limitPrice", request.limit_price), ("stopPrice", request.stop_price)):
         if price is not None and not low <= price <= high:

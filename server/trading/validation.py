@@ -7,6 +7,7 @@ be traded, is the option contract still alive, are prices on its tick grid.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -18,6 +19,7 @@ from server.users.problems import UserProblem
 
 MAX_QTY = Decimal(10) ** 9
 MAX_NOTIONAL = Decimal(10) ** 10
+MAX_PRICE = Decimal(10) ** 7
 QTY_DECIMALS = 9
 NOTIONAL_DECIMALS = 2
 
@@ -32,12 +34,16 @@ def _camel(name: str) -> str:
     return head + "".join(word.title() for word in rest)
 
 
+# The order rules name fields as Alpaca does; the API's inputs are camelCase.
+_FIELD_NAMES = re.compile(
+    r"\b(client_order_id|time_in_force|extended_hours|order_class|take_profit|stop_loss|limit_price|stop_price"
+    r"|trail_price|trail_percent)\b"
+)
+
+
 def as_problem(violation: Violation) -> UserProblem:
     field = camel_path(violation.field) if violation.field else None
-    message = violation.message
-    if violation.field:
-        for part in violation.field.split("."):
-            message = message.replace(part, _camel(part))
+    message = _FIELD_NAMES.sub(lambda match: _camel(match.group(0)), violation.message)
     return UserProblem(violation.code, message, field)
 
 
@@ -64,6 +70,17 @@ def asset_problems(symbol: str, asset: Asset | None, *, today: date) -> list[Use
 
 def _size_problems(request: OrderRequest) -> list[UserProblem]:
     problems = []
+    prices = {
+        "limitPrice": request.limit_price,
+        "stopPrice": request.stop_price,
+        "trailPrice": request.trail_price,
+        "takeProfit.limitPrice": request.take_profit.limit_price if request.take_profit else None,
+        "stopLoss.stopPrice": request.stop_loss.stop_price if request.stop_loss else None,
+        "stopLoss.limitPrice": request.stop_loss.limit_price if request.stop_loss else None,
+    }
+    for name, price in prices.items():
+        if price is not None and price.is_finite() and price > MAX_PRICE:
+            problems.append(UserProblem("TOO_LARGE", f"{name} must be at most {MAX_PRICE:,}.", name))
     for name, value, limit, places in (
         ("qty", request.qty, MAX_QTY, QTY_DECIMALS),
         ("notional", request.notional, MAX_NOTIONAL, NOTIONAL_DECIMALS),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -200,9 +200,6 @@ def bracket(side: OrderSide, take_profit: int, stop: int, entry: int | None = No
 
 TP_SIDE = ("BRACKET_PRICES", "take_profit.limit_price")
 ENTRY = ("BRACKET_PRICES", "limit_price")
-SELL_EQUAL = pytest.mark.xfail(
-    strict=True, reason="bug: a sell bracket accepts equal prices (take_profit > stop compared against buying)"
-)
 
 
 @pytest.mark.parametrize(
@@ -219,9 +216,9 @@ SELL_EQUAL = pytest.mark.xfail(
         (bracket(SELL, 90, 110, entry=120), [ENTRY]),
         (bracket(SELL, 90, 110, entry=80), [ENTRY]),
         (bracket(SELL, 110, 90, entry=100), [TP_SIDE, ENTRY]),
-        pytest.param(bracket(SELL, 100, 100), [TP_SIDE], marks=SELL_EQUAL, id="sell-take-profit-equals-stop"),
-        pytest.param(bracket(SELL, 90, 110, entry=110), [ENTRY], marks=SELL_EQUAL, id="sell-entry-equals-stop"),
-        pytest.param(bracket(SELL, 90, 110, entry=90), [ENTRY], marks=SELL_EQUAL, id="sell-entry-equals-profit"),
+        pytest.param(bracket(SELL, 100, 100), [TP_SIDE], id="sell-take-profit-equals-stop"),
+        pytest.param(bracket(SELL, 90, 110, entry=110), [ENTRY], id="sell-entry-equals-stop"),
+        pytest.param(bracket(SELL, 90, 110, entry=90), [ENTRY], id="sell-entry-equals-profit"),
     ],
 )
 def test_bracket_prices_are_ordered(request_: OrderRequest, expected: list[tuple[str, str]]) -> None:
@@ -308,20 +305,10 @@ def test_tick_message_names_the_tick() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=InvalidOperation,
-    reason="bug: price % tick raises DivisionImpossible once price/tick exceeds 28 digits (the API accepts 1e30)",
-)
 def test_a_huge_price_on_the_grid_is_not_a_crash() -> None:
     assert tick_violations(order(limit_price=D("1e30")), is_option=False) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=InvalidOperation,
-    reason="latent bug: _positive flags NaN but trail_percent >= 100 and the bracket comparisons then raise",
-)
 @pytest.mark.parametrize(
     "request_",
     [

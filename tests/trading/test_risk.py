@@ -229,11 +229,6 @@ def test_price_band_message_and_off_switch() -> None:
     assert codes(limit(BUY, 1, "1000"), exposure(), RiskLimits(price_band_percent=None)) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the band is centred on (bid + ask) / 2 even with no bid, so an option quoted 0.00/0.01 "
-    "refuses a limit at the ask (mid 0.005, band 0.0045..0.0055, and options trade in cents)",
-)
 def test_price_band_with_no_bid_allows_a_limit_at_the_ask() -> None:
     no_bid = quote(bid="0", ask="0.01")
     assert codes(limit(BUY, 1, "0.01"), exposure(multiplier=100, the_quote=no_bid), BAND) == []

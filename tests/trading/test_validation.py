@@ -198,12 +198,6 @@ def test_every_problem_is_listed_once_per_code_and_field() -> None:
     ]
 
 
-CAMEL_MESSAGES = pytest.mark.xfail(
-    strict=True, reason="bug: as_problem camelCases only the violation's own field; other names stay snake_case"
-)
-
-
-@CAMEL_MESSAGES
 @pytest.mark.parametrize(
     "request_",
     [
