@@ -47,6 +47,15 @@ class Tally:
     failures: Counter[str] = field(default_factory=Counter)
 
 
+@dataclass
+class Client:
+    """One signed-up user on its own keep-alive connection, numbering its orders."""
+
+    http: httpx.AsyncClient
+    name: str
+    ids: itertools.count[int] = field(default_factory=itertools.count)
+
+
 def _failure(response: httpx.Response) -> str | None:
     """None for an accepted order, else what went wrong."""
     if response.status_code != 200:
@@ -63,15 +72,6 @@ def _failure(response: httpx.Response) -> str | None:
     return None
 
 
-@dataclass
-class Client:
-    """One signed-up user on its own keep-alive connection, numbering its orders."""
-
-    http: httpx.AsyncClient
-    name: str
-    ids: itertools.count[int] = field(default_factory=itertools.count)
-
-
 async def _place_orders(client: Client, seconds: float) -> Tally:
     tally = Tally()
     deadline = time.perf_counter() + seconds
@@ -82,7 +82,7 @@ async def _place_orders(client: Client, seconds: float) -> Tally:
         try:
             response = await client.http.post("/graphql", json={"query": PLACE, "variables": {"i": order}})
             failure = _failure(response)
-        except httpx.HTTPError as error:
+        except (httpx.HTTPError, ValueError) as error:  # no answer, or not JSON
             failure = type(error).__name__
         if failure is None:
             tally.latencies.append(time.perf_counter() - started)

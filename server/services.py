@@ -32,6 +32,7 @@ from server.security.vault import Vault
 from server.settings import Settings
 from server.trading.history import OrderHistory
 from server.trading.ledger import LedgerWriter
+from server.trading.restore import restore_paper_accounts
 from server.trading.service import TradingService
 from server.users.admin import RiskLimits, UserAdmin
 from server.users.brokers import BrokerConnections
@@ -110,6 +111,7 @@ async def run_services(
     )
     ledger_writer.start()
     try:
+        await restore_paper_accounts(sessions, registry)
         await trading.reconcile()
         yield Services(
             settings=settings,

@@ -111,3 +111,11 @@ def accepted(payload: dict[str, Any], status: str | None = None) -> dict[str, An
     if status is not None:
         assert payload["order"]["status"] == status, payload
     return payload["order"]
+
+
+@asynccontextmanager
+async def in_process(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan running, and an httpx client calling it in process."""
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        yield http

@@ -7,12 +7,14 @@ loop, so the methods call it directly (no threads, no timeouts to manage).
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 
 from server.brokers.base import NotFoundError, TradeUpdateListener
 from server.brokers.domain import (
     Account,
     Order,
     OrderRequest,
+    OrderSide,
     Position,
     ReplaceRequest,
     TradeUpdate,
@@ -66,6 +68,9 @@ class PaperBroker(PaperMarket):
             return self._exchange.position(self.account_id, symbol)
         except NotFoundError:
             return None
+
+    def restore_fill(self, symbol: str, side: OrderSide, qty: Decimal, price: Decimal) -> None:
+        self._exchange.restore_fill(self.account_id, symbol, side, qty, price)
 
     async def submit_order(self, request: OrderRequest) -> Order:
         return self._exchange.submit(self.account_id, request)

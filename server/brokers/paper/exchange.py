@@ -97,6 +97,13 @@ class PaperExchange:
         except KeyError:
             raise NotFoundError("account") from None
 
+    def restore_fill(self, account_id: str, symbol: str, side: OrderSide, qty: Decimal, price: Decimal) -> None:
+        """Book a fill the account made before a restart (replayed from the ledger)."""
+        instrument = self.instruments.resolve(symbol)
+        if instrument is None:
+            raise UnknownSymbolError([symbol])
+        self._account(account_id).apply_fill(symbol, instrument.asset_class, side, qty, price, instrument.multiplier)
+
     def account(self, account_id: str) -> Account:
         self.advance()
         account = self._account(account_id)

@@ -17,7 +17,7 @@ from server.models import Order as OrderRow
 from tests.utils.accounts import as_user, register
 from tests.utils.factories import make_settings
 from tests.utils.graphql import error_codes
-from tests.utils.trading import CANCEL, ORDER, PLACE, codes, place
+from tests.utils.trading import CANCEL, ORDER, PLACE, codes, in_process, place
 
 pytestmark = pytest.mark.anyio
 
@@ -115,10 +115,8 @@ async def test_trading_needs_a_signed_in_user(client: httpx.AsyncClient) -> None
 @pytest.fixture
 async def limited(tmp_path: Path, clock: ManualClock) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(make_settings(tmp_path / "data", rate_limit_orders_per_minute=2), clock=clock)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield http
+    async with in_process(app) as http:
+        yield http
 
 
 async def test_order_entry_has_its_own_rate_limit(limited: httpx.AsyncClient) -> None:
@@ -135,11 +133,9 @@ async def test_start_up_reconciles_orders_left_in_flight_or_unknown_to_the_broke
 ) -> None:
     settings = make_settings(tmp_path / "data")
     app = create_app(settings, clock=clock)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            ada = await register(http, "ada")
-            resting = await _limit_buy(http, ada.access_token, "resting")
+    async with in_process(app) as http:
+        ada = await register(http, "ada")
+        resting = await _limit_buy(http, ada.access_token, "resting")
         connection = await app.state.services.trading.connection(ada.user_id)
         async with app.state.services.sessions() as session:  # a row written, then the process died
             session.add(
@@ -159,20 +155,18 @@ async def test_start_up_reconciles_orders_left_in_flight_or_unknown_to_the_broke
             await session.commit()
 
     restarted = create_app(settings, clock=clock)  # a new paper exchange: it knows none of these
-    async with restarted.router.lifespan_context(restarted):
-        transport = httpx.ASGITransport(app=restarted)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            rows = {
-                edge["node"]["clientOrderId"]: edge["node"]
-                for edge in (await _page(http, ada.access_token, first=10))["edges"]
-            }
-            assert rows["in-flight"]["status"] == "REJECTED"
-            assert rows["resting"]["status"] == "CANCELED"
-            lost = await as_user(
-                http, ada.access_token, "query($id: ID) { order(id: $id) { rejectCode } }", {"id": resting["id"]}
-            )
-            assert lost["data"]["order"]["rejectCode"] == "BROKER_LOST"
+    async with in_process(restarted) as http:
+        rows = {
+            edge["node"]["clientOrderId"]: edge["node"]
+            for edge in (await _page(http, ada.access_token, first=10))["edges"]
+        }
+        assert rows["in-flight"]["status"] == "REJECTED"
+        assert rows["resting"]["status"] == "CANCELED"
+        lost = await as_user(
+            http, ada.access_token, "query($id: ID) { order(id: $id) { rejectCode } }", {"id": resting["id"]}
+        )
+        assert lost["data"]["order"]["rejectCode"] == "BROKER_LOST"
 
-            retried = await place(http, ada.access_token, symbol="KO", side="BUY", qty="1", clientOrderId="in-flight")
-            assert retried["userErrors"] == []
-            assert retried["order"]["status"] == "FILLED"
+        retried = await place(http, ada.access_token, symbol="KO", side="BUY", qty="1", clientOrderId="in-flight")
+        assert retried["userErrors"] == []
+        assert retried["order"]["status"] == "FILLED"
