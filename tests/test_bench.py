@@ -9,6 +9,7 @@ import pytest
 
 import bench.login
 import bench.matching
+import bench.orders
 import bench.quotes
 
 
@@ -44,3 +45,13 @@ def test_login_benchmark_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
     assert all(float(cell.replace(",", "")) > 0 for row in rows for cell in row)
     assert re.search(r"p99 ratio \(with logins / alone\): \d+\.\d\d", table)
     assert re.search(r"logins completed: [1-9]", table)
+
+
+def test_order_entry_benchmark_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(bench.orders, "WARMUP_SECONDS", 0.1)
+    bench.orders.main(["--seconds", "0.5", "--clients", "2"])
+    table = capsys.readouterr().out
+    rows = [line.split("|")[1:6] for line in table.splitlines() if re.match(r"\| \d", line)]
+    assert len(rows) == 1
+    assert all(float(cell.replace(",", "")) > 0 for cell in rows[0])
+    assert "target: at least 500 orders/s" in table

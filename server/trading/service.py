@@ -394,8 +394,7 @@ class TradingService:
 
     async def _insert(self, row: OrderRow) -> OrderRow:
         async with self._sessions() as session:
-            session.add(row)
-            await session.flush()
+            session.add(row)  # its id is made here, not by the database: one flush writes both
             session.add(event_for_new_row(row, self._now()))
             await session.commit()
         return row
