@@ -7,6 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
 
 class AssetClass(StrEnum):
@@ -69,6 +70,9 @@ class OrderStatus(StrEnum):
 CLOSED_STATUSES = frozenset(
     {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REPLACED, OrderStatus.REJECTED}
 )
+CLOSED_STATUS_VALUES = tuple(sorted(status.value for status in CLOSED_STATUSES))
+OPTION_MULTIPLIER = 100  # shares per US equity option contract
+NEW_YORK = ZoneInfo("America/New_York")  # US market hours and option expirations are New York's
 
 
 class TradeEvent(StrEnum):

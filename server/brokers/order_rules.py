@@ -188,9 +188,9 @@ def decimal_places(value: Decimal) -> int:
     return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
-def tick_violations(request: OrderRequest, *, is_option: bool) -> list[Violation]:
-    """Prices on the tick grid: cents at or above $1 (and for options), 1/100 cent below."""
-    prices = {
+def prices_of(request: OrderRequest) -> dict[str, Decimal | None]:
+    """Every price an order carries, by field (legs dotted)."""
+    return {
         "limit_price": request.limit_price,
         "stop_price": request.stop_price,
         "trail_price": request.trail_price,
@@ -198,8 +198,12 @@ def tick_violations(request: OrderRequest, *, is_option: bool) -> list[Violation
         "stop_loss.stop_price": request.stop_loss.stop_price if request.stop_loss else None,
         "stop_loss.limit_price": request.stop_loss.limit_price if request.stop_loss else None,
     }
+
+
+def tick_violations(request: OrderRequest, *, is_option: bool) -> list[Violation]:
+    """Prices on the tick grid: cents at or above $1 (and for options), 1/100 cent below."""
     found = []
-    for name, price in prices.items():
+    for name, price in prices_of(request).items():
         if price is None or not price.is_finite() or price <= 0:
             continue
         tick = CENT if is_option or price >= 1 else SUB_PENNY

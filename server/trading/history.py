@@ -17,12 +17,11 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.brokers.domain import CLOSED_STATUSES, OrderSide
+from server.brokers.domain import CLOSED_STATUS_VALUES, OrderSide
 from server.models import Order as OrderRow
 from server.models import OrderEvent
 
 MAX_PAGE = 500
-_CLOSED = [status.value for status in CLOSED_STATUSES]
 
 
 class StatusFilter(StrEnum):
@@ -74,9 +73,9 @@ class OrderHistory:
         first = max(1, min(first, MAX_PAGE))
         query = select(OrderRow).where(OrderRow.user_id == user_id)
         if where.status is StatusFilter.OPEN:
-            query = query.where(col(OrderRow.status).not_in(_CLOSED))
+            query = query.where(col(OrderRow.status).not_in(CLOSED_STATUS_VALUES))
         elif where.status is StatusFilter.CLOSED:
-            query = query.where(col(OrderRow.status).in_(_CLOSED))
+            query = query.where(col(OrderRow.status).in_(CLOSED_STATUS_VALUES))
         if where.symbols:
             query = query.where(col(OrderRow.symbol).in_(where.symbols))
         if where.side is not None:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.brokers.domain import CLOSED_STATUSES, Order, OrderRequest, OrderStatus, TradeUpdate
+from server.brokers.domain import CLOSED_STATUS_VALUES, Order, OrderRequest, OrderStatus, TradeUpdate
 from server.brokers.registry import ConnectionRef
 from server.models import Order as OrderRow
 from server.models import OrderEvent
@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 
 IN_FLIGHT = OrderStatus.PENDING_NEW.value
 MAX_BATCH = 256
-_CLOSED = frozenset(status.value for status in CLOSED_STATUSES)
 
 
 def is_in_flight(row: OrderRow) -> bool:
@@ -87,7 +86,7 @@ def _row_from_order(ref: ConnectionRef, order: Order, now: datetime) -> OrderRow
 
 def merge(row: OrderRow, order: Order, now: datetime) -> bool:
     """Bring `row` up to `order` unless `order` is older than what the row says; True if it moved."""
-    if row.status in _CLOSED and not is_in_flight(row):
+    if row.status in CLOSED_STATUS_VALUES and not is_in_flight(row):
         return False
     if order.filled_qty < row.filled_qty:
         return False
@@ -255,7 +254,8 @@ async def _append_event(session: AsyncSession, row: OrderRow, report: _Report, n
     )
 
 
-def event_for_new_row(row: OrderRow, now: datetime, *, event: str = "created") -> OrderEvent:
+def local_event(row: OrderRow, now: datetime, *, event: str = "created") -> OrderEvent:
+    """The event of a change made here rather than reported by the broker."""
     detail = {"code": row.reject_code} if row.reject_code else None
     return OrderEvent(
         order_id=row.id,

@@ -25,10 +25,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.brokers.base import Broker, BrokerUnavailableError, NotFoundError, OrderRejectedError
 from server.brokers.domain import (
+    CLOSED_STATUS_VALUES,
+    NEW_YORK,
+    OPTION_MULTIPLIER,
     AssetClass,
     OrderRequest,
     OrderSide,
     OrderStatus,
+    Position,
     PositionSide,
     ReplaceRequest,
 )
@@ -36,7 +40,7 @@ from server.brokers.registry import BrokerRegistry, ConnectionRef
 from server.models import BrokerConnection, User
 from server.models import Order as OrderRow
 from server.trading import ledger
-from server.trading.ledger import LedgerWriter, event_for_new_row, is_in_flight
+from server.trading.ledger import LedgerWriter, is_in_flight, local_event
 from server.trading.locks import KeyedLocks
 from server.trading.requests import broker_refusal, closing_qty, replaced_request, same_order
 from server.trading.risk import KILL_SWITCH, Exposure, limits_for, risk_problems
@@ -136,7 +140,7 @@ class TradingService:
             if existing is not None:
                 return await self._again(user, ref, broker, existing, request)
             asset = await self.call(broker.get_asset(symbol))
-            problems = asset_problems(symbol, asset, today=(await self.call(broker.clock())).timestamp.date())
+            problems = asset_problems(symbol, asset, today=self._now().astimezone(NEW_YORK).date())
             if asset is not None:
                 problems += order_problems(request, asset)
             if problems or asset is None:
@@ -165,7 +169,7 @@ class TradingService:
             self.call(broker.get_account()),
             self.call(broker.get_position(request.symbol)),
         )
-        multiplier = 100 if asset_class is AssetClass.US_OPTION else 1
+        multiplier = OPTION_MULTIPLIER if asset_class is AssetClass.US_OPTION else 1
         exposure = Exposure(quotes[request.symbol], account, position, multiplier)
         return risk_problems(request, exposure, limits_for(user, self._risk_defaults))
 
@@ -224,16 +228,27 @@ class TradingService:
         position = await self.call(self.broker(connection).get_position(clean))
         if position is None:
             return OrderOutcome(None, [UserProblem("NO_POSITION", f"You hold no {clean}.", "symbol")])
+        return await self._close(user, connection, position, qty, percentage, client_order_id)
+
+    async def close_all_positions(self, user: User, connection: BrokerConnection) -> list[OrderOutcome]:
+        positions = await self.call(self.broker(connection).list_positions())
+        return [await self._close(user, connection, position) for position in positions]
+
+    async def _close(
+        self,
+        user: User,
+        connection: BrokerConnection,
+        position: Position,
+        qty: Decimal | None = None,
+        percentage: Decimal | None = None,
+        client_order_id: str | None = None,
+    ) -> OrderOutcome:
         amount, problems = closing_qty(position.qty, position.asset_class, qty=qty, percentage=percentage)
         if problems:
             return OrderOutcome(None, problems)
         side = OrderSide.SELL if position.side is PositionSide.LONG else OrderSide.BUY
-        request = OrderRequest(symbol=clean, side=side, qty=amount, client_order_id=client_order_id)
+        request = OrderRequest(symbol=position.symbol, side=side, qty=amount, client_order_id=client_order_id)
         return await self.place(user, connection, request, closing=True)
-
-    async def close_all_positions(self, user: User, connection: BrokerConnection) -> list[OrderOutcome]:
-        positions = await self.call(self.broker(connection).list_positions())
-        return [await self.close_position(user, connection, position.symbol) for position in positions]
 
     # ----- managing -------------------------------------------------------------------
 
@@ -354,7 +369,7 @@ class TradingService:
             query = (
                 select(BrokerConnection)
                 .join(OrderRow, col(OrderRow.connection_id) == col(BrokerConnection.id))
-                .where(col(OrderRow.status).not_in(_CLOSED_VALUES))
+                .where(col(OrderRow.status).not_in(CLOSED_STATUS_VALUES))
                 .distinct()
             )
             connections = list((await session.exec(query)).all())
@@ -388,14 +403,14 @@ class TradingService:
     async def _open_rows(self, connection_id: str) -> list[OrderRow]:
         async with self._sessions() as session:
             query = select(OrderRow).where(
-                OrderRow.connection_id == connection_id, col(OrderRow.status).not_in(_CLOSED_VALUES)
+                OrderRow.connection_id == connection_id, col(OrderRow.status).not_in(CLOSED_STATUS_VALUES)
             )
             return list((await session.exec(query.order_by(col(OrderRow.created_at)))).all())
 
     async def _insert(self, row: OrderRow) -> OrderRow:
         async with self._sessions() as session:
             session.add(row)  # its id is made here, not by the database: one flush writes both
-            session.add(event_for_new_row(row, self._now()))
+            session.add(local_event(row, self._now()))
             await session.commit()
         return row
 
@@ -410,28 +425,12 @@ class TradingService:
 
     async def _mark_rejected(self, row: OrderRow, problem: UserProblem) -> OrderRow:
         """An order the broker refused outright (it never existed there, so nothing else writes it)."""
-        async with self._sessions() as session:
-            stored = await session.get(OrderRow, row.id)
-            assert stored is not None
-            stored.status, stored.reject_code, stored.reject_reason = (
-                OrderStatus.REJECTED.value,
-                problem.code,
-                problem.message,
-            )
-            stored.updated_at = self._now()
-            session.add(event_for_new_row(stored, self._now(), event="rejected"))
-            await session.commit()
-        return stored
+        return await self._change(
+            row, "rejected", status=OrderStatus.REJECTED.value, reject_code=problem.code, reject_reason=problem.message
+        )
 
     async def _revive(self, row: OrderRow) -> OrderRow:
-        async with self._sessions() as session:
-            stored = await session.get(OrderRow, row.id)
-            assert stored is not None
-            stored.status, stored.reject_code, stored.reject_reason = ledger.IN_FLIGHT, None, None
-            stored.updated_at = self._now()
-            session.add(event_for_new_row(stored, self._now(), event="retried"))
-            await session.commit()
-        return stored
+        return await self._change(row, "retried", status=ledger.IN_FLIGHT, reject_code=None, reject_reason=None)
 
     async def _lost(self, row: OrderRow) -> OrderRow:
         """The broker has no such order: one never sent, or one the broker forgot (the
@@ -439,21 +438,28 @@ class TradingService:
         if is_in_flight(row):
             problem = UserProblem(NOT_SENT, "The server stopped before this order reached the broker.")
             return await self._mark_rejected(row, problem)
+        return await self._change(
+            row,
+            "lost",
+            status=OrderStatus.CANCELED.value,
+            reject_code="BROKER_LOST",
+            reject_reason="The broker no longer has this order.",
+            canceled_at=self._now(),
+        )
+
+    async def _change(self, row: OrderRow, event: str, **fields: object) -> OrderRow:
+        """A change the broker does not report (it does not know the order): made here, with its event."""
         async with self._sessions() as session:
             stored = await session.get(OrderRow, row.id)
             assert stored is not None
-            stored.status = OrderStatus.CANCELED.value
-            stored.reject_code, stored.reject_reason = "BROKER_LOST", "The broker no longer has this order."
-            stored.canceled_at = stored.updated_at = self._now()
-            session.add(event_for_new_row(stored, self._now(), event="lost"))
+            for name, value in fields.items():
+                setattr(stored, name, value)
+            stored.updated_at = self._now()
+            session.add(local_event(stored, self._now(), event=event))
             await session.commit()
         return stored
 
 
-_CLOSED_VALUES = [status.value for status in (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED)] + [
-    OrderStatus.REPLACED.value,
-    OrderStatus.REJECTED.value,
-]
 ORDER_NOT_FOUND = UserProblem("ORDER_NOT_FOUND", "You have no order with that id.", "id")
 
 

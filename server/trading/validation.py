@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 
 from server.brokers.domain import Asset, AssetClass, OrderRequest
-from server.brokers.order_rules import Violation, tick_violations, violations
+from server.brokers.order_rules import Violation, decimal_places, prices_of, tick_violations, violations
 from server.brokers.paper.options import parse_occ
 from server.brokers.symbols import clean_symbol, is_option_symbol
 from server.users.problems import UserProblem
@@ -70,15 +70,8 @@ def asset_problems(symbol: str, asset: Asset | None, *, today: date) -> list[Use
 
 def _size_problems(request: OrderRequest) -> list[UserProblem]:
     problems = []
-    prices = {
-        "limitPrice": request.limit_price,
-        "stopPrice": request.stop_price,
-        "trailPrice": request.trail_price,
-        "takeProfit.limitPrice": request.take_profit.limit_price if request.take_profit else None,
-        "stopLoss.stopPrice": request.stop_loss.stop_price if request.stop_loss else None,
-        "stopLoss.limitPrice": request.stop_loss.limit_price if request.stop_loss else None,
-    }
-    for name, price in prices.items():
+    for field, price in prices_of(request).items():
+        name = camel_path(field)
         if price is not None and price.is_finite() and price > MAX_PRICE:
             problems.append(UserProblem("TOO_LARGE", f"{name} must be at most {MAX_PRICE:,}.", name))
     for name, value, limit, places in (
@@ -89,8 +82,7 @@ def _size_problems(request: OrderRequest) -> list[UserProblem]:
             continue
         if value > limit:
             problems.append(UserProblem("TOO_LARGE", f"{name} must be at most {limit:,}.", name))
-        exponent = value.normalize().as_tuple().exponent
-        if isinstance(exponent, int) and -exponent > places:
+        if decimal_places(value) > places:
             problems.append(UserProblem("TOO_PRECISE", f"{name} takes at most {places} decimals.", name))
     return problems
 

@@ -9,7 +9,6 @@ import strawberry
 
 from server.api.auth import signed_in_user
 from server.api.context import Info
-from server.api.errors import ApiError, ErrorCode
 from server.api.trading.inputs import PlaceOrderInput, ReplaceOrderInput
 from server.api.trading.types import (
     BulkOrdersPayload,
@@ -19,7 +18,6 @@ from server.api.trading.types import (
     SyncOrdersPayload,
 )
 from server.api.users.types import UserError
-from server.brokers.base import NotFoundError
 from server.models import BrokerConnection, User
 
 
@@ -30,10 +28,7 @@ async def _order_entry(info: Info) -> User:
 
 
 async def _connection(info: Info, user: User, connection_id: strawberry.ID | None) -> BrokerConnection:
-    try:
-        return await info.context.services.trading.connection(user.id, str(connection_id) if connection_id else None)
-    except NotFoundError:
-        raise ApiError(ErrorCode.NOT_FOUND, "You have no broker connection with that id.") from None
+    return await info.context.services.trading.connection(user.id, str(connection_id) if connection_id else None)
 
 
 @strawberry.type

@@ -10,7 +10,7 @@ import strawberry
 
 from server.api.auth import signed_in_user
 from server.api.context import Info
-from server.api.errors import ApiError, ErrorCode, bad_user_input
+from server.api.errors import bad_user_input
 from server.api.market.symbols import normalize_symbol, normalize_symbols
 from server.api.trading.types import (
     Account,
@@ -25,7 +25,7 @@ from server.api.trading.types import (
     Position,
 )
 from server.brokers import domain
-from server.brokers.base import Broker, NotFoundError
+from server.brokers.base import Broker
 from server.brokers.paper.market_data import PaperMarket
 from server.trading.history import InvalidCursorError, OrderFilter, StatusFilter
 
@@ -36,10 +36,7 @@ async def user_broker(info: Info, connection_id: strawberry.ID | None) -> tuple[
     """The signed-in user's broker: the connection asked for, or their default one."""
     user = await signed_in_user(info)
     trading = info.context.services.trading
-    try:
-        connection = await trading.connection(user.id, str(connection_id) if connection_id else None)
-    except NotFoundError:
-        raise ApiError(ErrorCode.NOT_FOUND, "You have no broker connection with that id.") from None
+    connection = await trading.connection(user.id, str(connection_id) if connection_id else None)
     return connection.id, trading.broker(connection)
 
 

@@ -13,11 +13,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
-from server.brokers.domain import MarketClock
+from server.brokers.domain import NEW_YORK, MarketClock
 
-NEW_YORK = ZoneInfo("America/New_York")
 REGULAR_OPEN = time(9, 30)
 REGULAR_CLOSE = time(16, 0)
 EARLY_CLOSE = time(13, 0)

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
+from server.brokers.domain import OPTION_MULTIPLIER, OptionType, Quote
 from server.brokers.domain import OptionGreeks as Greeks
-from server.brokers.domain import OptionType, Quote
 from server.brokers.paper.calendar import NEW_YORK, nyse_holidays
 from server.brokers.paper.universe import AssetSpec
 
-MULTIPLIER = 100
+MULTIPLIER = OPTION_MULTIPLIER
 RISK_FREE_RATE = 0.04
 WEEKLY_EXPIRATIONS = 6
 MONTHLY_EXPIRATIONS = 6
