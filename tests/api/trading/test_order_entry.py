@@ -110,6 +110,7 @@ INVALID = [
         {"orderClass": "OTO", "takeProfit": {"limitPrice": "240"}, "stopLoss": {"stopPrice": "220"}},
         [("LEGS_REQUIRED", "takeProfit")],
     ),
+    ("absurd price", {"type": "LIMIT", "limitPrice": "100000000"}, [("TOO_LARGE", "limitPrice")]),
     ("bad client order id", {"clientOrderId": "x" * 129}, [("INVALID_CLIENT_ORDER_ID", "clientOrderId")]),
 ]
 

@@ -213,11 +213,28 @@ async def test_positions_close_in_part_and_in_full(trader: LiveTrader) -> None:
     assert half["order"] == {"side": "SELL", "qty": "5", "status": "FILLED"}
     none = (await trader.run(close, s="ORCL", p=None))["closePosition"]
     assert codes(none) == ["NO_POSITION"]
+    one = (await trader.run('{ position(symbol: "googl") { qty side } }'))["position"]
+    assert one == {"qty": "5", "side": "LONG"}
+    bid, _ = await _quote(trader, "NFLX")
+    resting = await trader.place(
+        symbol="NFLX",
+        side="BUY",
+        type="LIMIT",
+        qty="1",
+        limitPrice=str((bid * Decimal("0.95")).quantize(Decimal("0.01"))),
+    )
+    accepted(resting, "NEW")
 
-    everything = (await trader.run("mutation { closeAllPositions { orders { symbol status } userErrors { code } } }"))[
-        "closeAllPositions"
+    everything = (
+        await trader.run(
+            "mutation { closeAllPositions(cancelOrders: true) { orders { symbol status } userErrors { code } } }"
+        )
+    )["closeAllPositions"]
+    assert sorted((o["symbol"], o["status"]) for o in everything["orders"]) == [
+        ("GOOGL", "FILLED"),
+        ("NFLX", "CANCELED"),
+        ("NFLX", "FILLED"),
     ]
-    assert sorted(o["symbol"] for o in everything["orders"]) == ["GOOGL", "NFLX"]
     assert (await trader.run(POSITIONS))["positions"] == []
 
 

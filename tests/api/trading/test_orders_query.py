@@ -79,6 +79,13 @@ async def test_filters_by_status_symbol_and_side(client: httpx.AsyncClient) -> N
     assert cids(await _page(client, ada.access_token, first=10, side="SELL")) == {"sold"}
     by_cid = await as_user(client, ada.access_token, ORDER, {"cid": "rest"})
     assert by_cid["data"]["order"]["id"] == resting["id"]
+    dated = "query($s: DateTime, $u: DateTime) { orders(status: ALL, since: $s, until: $u) { nodes { id } } }"
+    window = {"s": "2026-11-23T14:59:00+00:00", "u": "2026-11-23T15:01:00+00:00"}
+    assert len((await as_user(client, ada.access_token, dated, window))["data"]["orders"]["nodes"]) == 3
+    later = {"s": "2026-11-23T15:01:00+00:00", "u": None}
+    assert (await as_user(client, ada.access_token, dated, later))["data"]["orders"]["nodes"] == []
+    naive = await as_user(client, ada.access_token, dated, {"s": "2026-11-23T15:00:00", "u": None})
+    assert error_codes(naive) == ["BAD_USER_INPUT"]
 
 
 async def test_bad_cursors_and_page_sizes_are_bad_input(client: httpx.AsyncClient) -> None:
@@ -108,6 +115,11 @@ async def test_trading_needs_a_signed_in_user(client: httpx.AsyncClient) -> None
     assert error_codes(response.json()) == ["UNAUTHENTICATED"]
     response = await client.post("/graphql", json={"query": "{ account { cash } }"})
     assert error_codes(response.json()) == ["UNAUTHENTICATED"]
+    ada = await register(client, "ada")
+    elsewhere = await as_user(client, ada.access_token, '{ account(connectionId: "nope") { cash } }')
+    assert error_codes(elsewhere) == ["NOT_FOUND"]
+    public = await client.post("/graphql", json={"query": '{ asset(symbol: "msft") { symbol fractionable } }'})
+    assert public.json()["data"]["asset"] == {"symbol": "MSFT", "fractionable": True}
     response = await client.post("/graphql", json={"query": '{ clock { isOpen } assets(search: "apple") { symbol } }'})
     assert response.json()["data"]["assets"] == [{"symbol": "AAPL"}]
 

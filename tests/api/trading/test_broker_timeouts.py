@@ -1,0 +1,67 @@
+"""A broker that does not answer in time: the order is kept in flight and reported as
+BROKER_UNAVAILABLE, and a retry with the same clientOrderId never makes a second order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from starlette.applications import Starlette
+
+from server.app import create_app
+from server.brokers.domain import Order, OrderRequest
+from server.brokers.paper.broker import PaperBroker
+from server.brokers.paper.clock import ManualClock
+from tests.utils.accounts import register
+from tests.utils.factories import make_settings
+from tests.utils.trading import codes, in_process, place
+
+pytestmark = pytest.mark.anyio
+
+TIMEOUT = 0.2
+ORDER = {"symbol": "AAPL", "side": "BUY", "qty": "1", "clientOrderId": "slow-1"}
+Submit = Callable[[PaperBroker, OrderRequest], Awaitable[Order]]
+
+
+@pytest.fixture
+def app(tmp_path: Path, clock: ManualClock) -> Starlette:
+    return create_app(make_settings(tmp_path / "data", broker_timeout_seconds=TIMEOUT), clock=clock)
+
+
+def _stall(monkeypatch: pytest.MonkeyPatch, *, after_reaching_the_exchange: bool) -> None:
+    real: Submit = PaperBroker.submit_order
+
+    async def slow(broker: PaperBroker, request: OrderRequest) -> Order:
+        order = await real(broker, request) if after_reaching_the_exchange else None
+        await asyncio.sleep(TIMEOUT * 5)
+        assert order is not None
+        return order
+
+    monkeypatch.setattr(PaperBroker, "submit_order", slow)
+
+
+def _exchange_orders(app: Starlette) -> int:
+    exchange = app.state.services.exchange
+    return sum(len(exchange.list_orders(account)) for account in list(exchange._accounts))
+
+
+@pytest.mark.parametrize("reached", [False, True], ids=["lost-on-the-way", "answer-lost"])
+async def test_a_timed_out_order_is_retried_safely(
+    app: Starlette, monkeypatch: pytest.MonkeyPatch, reached: bool
+) -> None:
+    async with in_process(app) as http:
+        ada = await register(http, "ada")
+        with monkeypatch.context() as patch:
+            _stall(patch, after_reaching_the_exchange=reached)
+            first = await place(http, ada.access_token, **ORDER)
+        assert codes(first) == ["BROKER_UNAVAILABLE"]
+        assert (first["order"]["status"], first["order"]["brokerOrderId"]) == ("PENDING_NEW", None)
+
+        again = await place(http, ada.access_token, **ORDER)
+
+        assert again["userErrors"] == []
+        assert again["order"]["id"] == first["order"]["id"]
+        assert again["order"]["status"] == "FILLED"
+        assert _exchange_orders(app) == 1
