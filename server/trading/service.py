@@ -409,7 +409,8 @@ class TradingService:
 
     async def _insert(self, row: OrderRow) -> OrderRow:
         async with self._sessions() as session:
-            session.add(row)  # its id is made here, not by the database: one flush writes both
+            session.add(row)
+            await session.flush()  # the row before its event: no relationship() orders them for the ORM
             session.add(local_event(row, self._now()))
             await session.commit()
         return row
