@@ -12,6 +12,7 @@ from gql.client import AsyncClientSession
 from gql.transport.httpx import HTTPXAsyncTransport
 from starlette.applications import Starlette
 
+from server.brokers.domain import Order
 from server.brokers.paper.clock import ManualClock
 from server.services import Services
 from tests.utils.accounts import as_user, bearer, register
@@ -119,3 +120,9 @@ async def in_process(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as http:
         yield http
+
+
+def orders_at_the_exchange(services: Services) -> list[Order]:
+    """Every order the paper exchange holds, whoever placed it: what reached the broker."""
+    exchange = services.exchange
+    return [order for account in list(exchange._accounts) for order in exchange.list_orders(account)]

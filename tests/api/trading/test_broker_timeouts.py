@@ -16,7 +16,7 @@ from server.brokers.paper.broker import PaperBroker
 from server.brokers.paper.clock import ManualClock
 from tests.utils.accounts import register
 from tests.utils.factories import make_settings
-from tests.utils.trading import codes, in_process, place
+from tests.utils.trading import codes, in_process, orders_at_the_exchange, place
 
 pytestmark = pytest.mark.anyio
 
@@ -42,11 +42,6 @@ def _stall(monkeypatch: pytest.MonkeyPatch, *, after_reaching_the_exchange: bool
     monkeypatch.setattr(PaperBroker, "submit_order", slow)
 
 
-def _exchange_orders(app: Starlette) -> int:
-    exchange = app.state.services.exchange
-    return sum(len(exchange.list_orders(account)) for account in list(exchange._accounts))
-
-
 @pytest.mark.parametrize("reached", [False, True], ids=["lost-on-the-way", "answer-lost"])
 async def test_a_timed_out_order_is_retried_safely(
     app: Starlette, monkeypatch: pytest.MonkeyPatch, reached: bool
@@ -64,4 +59,4 @@ async def test_a_timed_out_order_is_retried_safely(
         assert again["userErrors"] == []
         assert again["order"]["id"] == first["order"]["id"]
         assert again["order"]["status"] == "FILLED"
-        assert _exchange_orders(app) == 1
+        assert len(orders_at_the_exchange(app.state.services)) == 1

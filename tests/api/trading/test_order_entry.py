@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
 from server.users.admin import RiskLimits
 from server.users.audit import Actor
-from tests.utils.trading import LiveTrader, codes
+from tests.utils.trading import LiveTrader, codes, orders_at_the_exchange
 
 pytestmark = pytest.mark.anyio
 
@@ -19,17 +18,12 @@ ALL_ORDERS = "{ orders(status: ALL, first: 500) { nodes { id status rejectCode c
 SYSTEM = Actor(None, None)
 
 
-def _broker_orders(trader: LiveTrader) -> list[Any]:
-    exchange = trader.services.exchange
-    return [o for account in list(exchange._accounts) for o in exchange.list_orders(account)]
-
-
 async def test_the_same_client_order_id_returns_the_first_order(trader: LiveTrader) -> None:
     first = await trader.place(symbol="AAPL", side="BUY", qty="1", clientOrderId="retry-1")
     again = await trader.place(symbol="AAPL", side="BUY", qty="1", clientOrderId="retry-1")
 
     assert again == first
-    assert len(_broker_orders(trader)) == 1
+    assert len(orders_at_the_exchange(trader.services)) == 1
 
 
 async def test_racing_retries_make_one_order(trader: LiveTrader) -> None:
@@ -38,7 +32,7 @@ async def test_racing_retries_make_one_order(trader: LiveTrader) -> None:
 
     assert {p["order"]["id"] for p in payloads} == {payloads[0]["order"]["id"]}
     assert all(p["userErrors"] == [] for p in payloads)
-    assert len(_broker_orders(trader)) == 1
+    assert len(orders_at_the_exchange(trader.services)) == 1
     assert len((await trader.run(ALL_ORDERS))["orders"]["nodes"]) == 1
 
 
@@ -50,7 +44,7 @@ async def test_a_reused_client_order_id_with_other_terms_is_refused_and_shows_th
     assert other["userErrors"][0]["field"] == ["input", "clientOrderId"]
     assert other["order"]["id"] == first["order"]["id"]
     assert other["order"]["qty"] == "1"
-    assert len(_broker_orders(trader)) == 1
+    assert len(orders_at_the_exchange(trader.services)) == 1
 
 
 # (name, input changes from a valid market buy of 1 AAPL, [(code, field path)])
@@ -124,7 +118,7 @@ async def test_every_validation_rule_answers_with_its_field_and_nothing_reaches_
         found = [(e["code"], ".".join(e["field"][1:])) for e in payload["userErrors"]]
         assert found == expected, name
         assert payload["order"] is None, name
-    assert _broker_orders(trader) == []
+    assert orders_at_the_exchange(trader.services) == []
     assert (await trader.run(ALL_ORDERS))["orders"]["nodes"] == []
 
 
@@ -148,7 +142,7 @@ async def test_risk_refusals_are_recorded_and_a_retry_gets_the_same_answer(trade
     again = await trader.place(symbol="AAPL", side="BUY", qty="100", clientOrderId="big")
     assert codes(again) == ["MAX_ORDER_NOTIONAL"]
     assert again["order"]["id"] == payload["order"]["id"]
-    assert _broker_orders(trader) == []
+    assert orders_at_the_exchange(trader.services) == []
     [row] = (await trader.run(ALL_ORDERS))["orders"]["nodes"]
     assert (row["status"], row["rejectCode"]) == ("REJECTED", "MAX_ORDER_NOTIONAL")
 
