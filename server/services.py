@@ -23,6 +23,7 @@ from server.brokers.paper.exchange import PaperExchange
 from server.brokers.paper.market import MarketSimulator
 from server.brokers.paper.market_data import PaperMarket
 from server.brokers.registry import BrokerRegistry
+from server.brokers.streaming import Family
 from server.db import create_engine, session_factory, upgrade_database_async
 from server.security.passwords import HashingParameters, PasswordService
 from server.security.ratelimit import RateLimits
@@ -30,6 +31,8 @@ from server.security.secrets import ServerSecrets, resolve_secrets
 from server.security.tokens import AccessTokens
 from server.security.vault import Vault
 from server.settings import Settings
+from server.streams.hub import StreamHub
+from server.streams.orders import OrderUpdates
 from server.trading.history import OrderHistory
 from server.trading.ledger import LedgerWriter
 from server.trading.restore import restore_paper_accounts
@@ -61,6 +64,8 @@ class Services:
     brokers: BrokerRegistry
     trading: TradingService
     history: OrderHistory
+    streams: StreamHub
+    order_updates: OrderUpdates
 
 
 @asynccontextmanager
@@ -95,8 +100,18 @@ async def run_services(
     vault = Vault(secrets.fernet_keys)
     limits = RateLimits.from_settings(settings)
     market_data = PaperMarket(exchange)
-    ledger_writer = LedgerWriter(sessions, now=clock.now)
-    registry = BrokerRegistry(PaperBrokers(exchange), on_trade_update=ledger_writer.push)
+    order_updates = OrderUpdates()
+    ledger_writer = LedgerWriter(sessions, now=clock.now, on_change=order_updates.publish)
+    paper_brokers = PaperBrokers(exchange)
+    registry = BrokerRegistry(
+        paper_brokers,
+        on_trade_update=ledger_writer.push,
+        paper_symbol_limits={
+            Family.STOCKS: settings.paper_stream_stock_symbols,
+            Family.OPTIONS: settings.paper_stream_option_symbols,
+        },
+    )
+    streams = StreamHub(grace_seconds=settings.stream_grace_seconds)
     trading = TradingService(
         sessions,
         registry,
@@ -110,6 +125,7 @@ async def run_services(
         now=clock.now,
     )
     ledger_writer.start()
+    paper_brokers.streams.start()
     try:
         await restore_paper_accounts(sessions, registry)
         await trading.reconcile()
@@ -147,8 +163,12 @@ async def run_services(
             brokers=registry,
             trading=trading,
             history=OrderHistory(sessions),
+            streams=streams,
+            order_updates=order_updates,
         )
     finally:
+        await streams.close()
+        await paper_brokers.streams.stop()
         await ledger_writer.stop()
         registry.close()
         if ticker is not None:

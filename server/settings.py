@@ -88,6 +88,14 @@ class Settings(BaseSettings):
     risk_max_position_notional: Decimal = Field(default=Decimal(5_000_000), gt=0, le=Decimal(10) ** 12)
     risk_price_band_percent: Decimal = Field(default=Decimal(10), gt=0, le=100)
 
+    # Subscriptions: each user's upstream feeds, and what one WebSocket may hold.
+    stream_grace_seconds: float = Field(default=5.0, ge=0, le=600)
+    paper_stream_stock_symbols: int = Field(default=100, ge=1, le=10_000)
+    paper_stream_option_symbols: int = Field(default=200, ge=1, le=10_000)
+    max_subscriptions_per_connection: int = Field(default=50, ge=1, le=1000)
+    portfolio_updates_per_second: float = Field(default=4.0, gt=0, le=50)
+    websocket_keepalive_seconds: float = Field(default=15.0, gt=0, le=300)
+
     allow_live_trading: bool = False
     alpaca_trading_url: str | None = None
     broker_timeout_seconds: float = Field(default=10.0, gt=0, le=120)

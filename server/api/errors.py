@@ -23,9 +23,13 @@ from strawberry.types.graphql import OperationType
 
 from server.brokers.base import BrokerUnavailableError, NotFoundError, OrderRejectedError, UnknownSymbolError
 from server.brokers.registry import UnsupportedBrokerError
+from server.brokers.streaming import FeedProblem
 from server.log import request_id_var
 from server.security.passwords import PasswordHashTimeoutError
 from server.security.ratelimit import RateLimited
+from server.streams.hub import SymbolLimitError
+from server.streams.orders import SlowConsumerError
+from server.streams.runner import FeedFailure
 
 logger = logging.getLogger(__name__)
 BUSY_RETRY_SECONDS = 1
@@ -40,6 +44,8 @@ class ErrorCode(StrEnum):
     BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE"
     BROKER_AUTH_FAILED = "BROKER_AUTH_FAILED"
     SYMBOL_LIMIT = "SYMBOL_LIMIT"
+    SLOW_CONSUMER = "SLOW_CONSUMER"
+    SUBSCRIPTION_LIMIT = "SUBSCRIPTION_LIMIT"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
     GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
     GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
@@ -61,6 +67,15 @@ def rate_limited(retry_after: int) -> ApiError:
     return ApiError(ErrorCode.RATE_LIMITED, f"Too many requests; retry in {retry_after} s.", retryAfter=retry_after)
 
 
+_FEED_PROBLEM_CODES = {
+    FeedProblem.AUTH_FAILED: ErrorCode.BROKER_AUTH_FAILED,
+    FeedProblem.CONNECTION_LIMIT: ErrorCode.BROKER_UNAVAILABLE,
+    FeedProblem.SYMBOL_LIMIT: ErrorCode.SYMBOL_LIMIT,
+    FeedProblem.INSUFFICIENT_SUBSCRIPTION: ErrorCode.FORBIDDEN,
+    FeedProblem.UNAVAILABLE: ErrorCode.BROKER_UNAVAILABLE,
+}
+
+
 def _from_domain(error: Exception) -> ApiError | None:
     if isinstance(error, ApiError):
         return error
@@ -70,6 +85,12 @@ def _from_domain(error: Exception) -> ApiError | None:
         return rate_limited(error.retry_after)
     if isinstance(error, PasswordHashTimeoutError):  # more sign-ins at once than the hashing threads can take
         return rate_limited(BUSY_RETRY_SECONDS)
+    if isinstance(error, SymbolLimitError):
+        return ApiError(ErrorCode.SYMBOL_LIMIT, str(error), limit=error.limit, family=error.family.value)
+    if isinstance(error, FeedFailure):
+        return ApiError(_FEED_PROBLEM_CODES[error.problem], error.message, reason=error.problem.value)
+    if isinstance(error, SlowConsumerError):
+        return ApiError(ErrorCode.SLOW_CONSUMER, str(error))
     if isinstance(error, UnsupportedBrokerError):
         return ApiError(ErrorCode.BROKER_UNAVAILABLE, str(error))
     if isinstance(error, NotFoundError):

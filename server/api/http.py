@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from typing import Any
 
 from cross_web import HTTPException  # what Strawberry's views raise for HTTP errors
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -13,6 +15,10 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
 from strawberry.types import ExecutionResult
 
 from server.api.context import Context
@@ -25,7 +31,41 @@ from server.services import Services
 from server.settings import Settings
 
 
+def _subscription_limit(limit: int | None) -> dict[str, Any]:
+    return GraphQLError(
+        f"This connection already runs {limit} operations; complete one first.",
+        extensions={"code": ErrorCode.SUBSCRIPTION_LIMIT.value, "limit": limit},
+    ).formatted  # type: ignore[return-value]
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws with a coded error when the connection's operation cap is reached."""
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        limit = self.max_subscriptions_per_connection
+        full = limit is not None and len(self.operations) >= limit
+        if self.connection_acknowledged and message["id"] not in self.operations and full:
+            await self.send_message({"id": message["id"], "type": "error", "payload": [_subscription_limit(limit)]})
+            return
+        await super().handle_subscribe(message)
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
+    """Legacy graphql-ws, with the same coded error at the cap."""
+
+    async def handle_start(self, message: StartMessage) -> None:
+        limit = self.max_subscriptions_per_connection
+        full = limit is not None and len(self.tasks) >= limit
+        if self.connection_acknowledged and message["id"] not in self.tasks and full:
+            await self.send_message({"type": "error", "id": message["id"], "payload": _subscription_limit(limit)})
+            return
+        await super().handle_start(message)
+
+
 class TradingGraphQL(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
     def __init__(self, *args: object, allowed_origins: list[str], **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.allowed_origins = allowed_origins
@@ -96,4 +136,7 @@ def graphql_app(settings: Settings) -> TradingGraphQL:
         graphql_ide="graphiql",
         allow_queries_via_get=True,  # queries only: Strawberry refuses mutations over GET
         allowed_origins=settings.allowed_origins,
+        keep_alive=True,  # legacy graphql-ws "ka"; graphql-transport-ws clients ping, and are answered
+        keep_alive_interval=settings.websocket_keepalive_seconds,
+        max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
     )

@@ -13,6 +13,8 @@ from server.api.errors import ErrorCodes, log_errors
 from server.api.extensions import QueryLimits, extensions
 from server.api.market.queries import MarketQuery
 from server.api.scalars import DecimalScalar
+from server.api.streams.execution import SubscriptionExecutor
+from server.api.streams.subscriptions import Subscription
 from server.api.trading.mutations import TradingMutation
 from server.api.trading.queries import TradingQuery
 from server.api.users.admin import AdminMutation, AdminQuery
@@ -42,6 +44,8 @@ def build_schema(limits: QueryLimits | None = None) -> TradingSchema:
     return TradingSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
+        execution_context_class=SubscriptionExecutor,  # type: ignore[arg-type]
         config=StrawberryConfig(scalar_map={Decimal: DecimalScalar}),
         extensions=[*extensions(limits or QueryLimits()), ErrorCodes],
     )

@@ -6,12 +6,14 @@ so the ledger hears about fills whether or not any client is watching.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from server.brokers.base import Broker, BrokerError
 from server.brokers.domain import TradeUpdate
 from server.brokers.paper.broker import PaperBrokers
+from server.brokers.paper.feed import PaperFeed
+from server.brokers.streaming import Family, MarketFeed
 from server.models import BrokerConnection
 
 PAPER_KIND = "PAPER"
@@ -35,9 +37,16 @@ class UnsupportedBrokerError(BrokerError):
 
 
 class BrokerRegistry:
-    def __init__(self, paper: PaperBrokers, on_trade_update: TradeUpdateSink) -> None:
+    def __init__(
+        self,
+        paper: PaperBrokers,
+        on_trade_update: TradeUpdateSink,
+        *,
+        paper_symbol_limits: Mapping[Family, int] | None = None,
+    ) -> None:
         self._paper = paper
         self._on_trade_update = on_trade_update
+        self._paper_symbol_limits = dict(paper_symbol_limits or {})
         self._brokers: dict[str, Broker] = {}
         self._stop_listening: list[Callable[[], None]] = []
 
@@ -53,6 +62,13 @@ class BrokerRegistry:
     def _build(self, connection: BrokerConnection) -> Broker:
         if connection.kind == PAPER_KIND:
             return self._paper.broker(connection.id)
+        raise UnsupportedBrokerError(connection.kind)
+
+    def market_feed(self, connection: BrokerConnection, family: Family) -> MarketFeed:
+        """A new feed of the connection's market data (the StreamHub keeps one per user)."""
+        if connection.kind == PAPER_KIND:
+            limit = self._paper_symbol_limits.get(family)
+            return PaperFeed(self._paper.streams, connection.id, family, symbol_limit=limit)
         raise UnsupportedBrokerError(connection.kind)
 
     def close(self) -> None:

@@ -108,6 +108,19 @@ def merge(row: OrderRow, order: Order, now: datetime) -> bool:
     return moved
 
 
+@dataclass(frozen=True, slots=True)
+class OrderChange:
+    """A broker's report about an order, once the ledger has committed it."""
+
+    user_id: str
+    connection_id: str
+    event: str
+    order: OrderRow
+
+
+ChangeSink = Callable[[OrderChange], None]
+
+
 @dataclass(slots=True)
 class _Report:
     ref: ConnectionRef
@@ -124,9 +137,15 @@ class _Batch:
 
 
 class LedgerWriter:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        now: Callable[[], datetime],
+        on_change: ChangeSink | None = None,
+    ) -> None:
         self._sessions = sessions
         self._now = now
+        self._on_change = on_change
         self._queue: asyncio.Queue[_Report] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -175,15 +194,28 @@ class LedgerWriter:
 
     async def _write(self, reports: list[_Report]) -> None:
         results: list[tuple[_Report, OrderRow]] = []
+        changes: list[OrderChange] = []
         async with self._sessions() as session:
             batch = _Batch(session)
             for report in reports:
                 row = await self._apply(batch, report.ref, report.order, report)
                 results.append((report, row))
+                if report.update is not None and self._on_change is not None:
+                    # A copy: a later report in this batch may move the same row on.
+                    snapshot = OrderRow.model_validate(row.model_dump())
+                    changes.append(OrderChange(report.ref.user_id, report.ref.connection_id, report.event, snapshot))
             await session.commit()
         for report, row in results:
             if report.done is not None and not report.done.done():
                 report.done.set_result(row)
+        for change in changes:
+            self._publish(change)
+
+    def _publish(self, change: OrderChange) -> None:
+        try:
+            self._on_change(change)  # type: ignore[misc]
+        except Exception:
+            logger.exception("order change listener failed")
 
     async def _apply(
         self, batch: _Batch, ref: ConnectionRef, order: Order, report: _Report | None, parent: OrderRow | None = None

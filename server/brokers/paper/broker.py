@@ -21,6 +21,7 @@ from server.brokers.domain import (
 )
 from server.brokers.paper.exchange import PaperExchange
 from server.brokers.paper.market_data import PaperMarket
+from server.brokers.paper.streams import PaperStreams
 
 
 class PaperBrokers:
@@ -29,6 +30,7 @@ class PaperBrokers:
 
     def __init__(self, exchange: PaperExchange) -> None:
         self.exchange = exchange
+        self.streams = PaperStreams(exchange)
         self._listeners: dict[str, list[TradeUpdateListener]] = {}
         exchange.add_listener(self._route)
 

@@ -202,6 +202,14 @@ class MarketSimulator:
         history = self._history(symbol, daily=False)
         return history + walk.tape.completed_bars(self.clock.now())
 
+    def latest_minute_bar(self, symbol: str) -> Bar | None:
+        """The last completed minute bar (what a bar stream sends as each minute closes)."""
+        completed = self._walk(symbol).tape.last_completed_bar(self.clock.now())
+        if completed is not None:
+            return completed
+        history = self._history(symbol, daily=False)
+        return history[-1] if history else None
+
     def daily_bars(self, symbol: str) -> list[Bar]:
         """Daily history, then today's bar so far (built from the live minute bars)."""
         history = self._history(symbol, daily=True)

@@ -86,10 +86,17 @@ class Tape:
 
     def completed_bars(self, now: datetime) -> list[Bar]:
         """Finished minute bars, oldest first (the open minute closes once the clock passes it)."""
+        self._close_minute(now)
+        return list(self.bars)
+
+    def last_completed_bar(self, now: datetime) -> Bar | None:
+        self._close_minute(now)
+        return self.bars[-1] if self.bars else None
+
+    def _close_minute(self, now: datetime) -> None:
         if self._open is not None and self._open.start + MINUTE <= now:
             self.bars.append(self._open.close_bar(self.symbol))
             self._open = None
-        return list(self.bars)
 
     def current_bar(self) -> Bar | None:
         return self._open.close_bar(self.symbol) if self._open else None
