@@ -15,6 +15,11 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.subscriptions import (
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    GRAPHQL_WS_PROTOCOL,
+    MULTIPART_SUBSCRIPTION_PROTOCOL,
+)
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
@@ -136,6 +141,7 @@ def graphql_app(settings: Settings) -> TradingGraphQL:
         graphql_ide="graphiql",
         allow_queries_via_get=True,  # queries only: Strawberry refuses mutations over GET
         allowed_origins=settings.allowed_origins,
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL, MULTIPART_SUBSCRIPTION_PROTOCOL),
         keep_alive=True,  # legacy graphql-ws "ka"; graphql-transport-ws clients ping, and are answered
         keep_alive_interval=settings.websocket_keepalive_seconds,
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,

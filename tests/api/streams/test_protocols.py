@@ -1,0 +1,60 @@
+"""Live quotes on each protocol a client may speak: graphql-transport-ws, legacy
+graphql-ws (both through gql) and Apollo's multipart HTTP (through httpx)."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import pytest
+
+from tests.utils.streams import LEGACY_WS, TRANSPORT_WS, Stream, StreamingServer, multipart_events, ws_session
+
+pytestmark = pytest.mark.anyio
+QUOTES = "subscription($symbols: [String!]!) { quotes(symbols: $symbols) { symbol bidPrice askPrice timestamp } }"
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_a_websocket_client_gets_quotes_within_a_second(server: StreamingServer, protocol: str) -> None:
+    user = await server.sign_up("ada")
+    async with ws_session(server.address, user.access_token, protocol) as session:
+        started = time.monotonic()
+        stream = Stream(session, QUOTES, symbols=["AAPL"])
+        first = (await stream.next(within=1.0))["quotes"]
+        assert time.monotonic() - started < 1.0
+        assert first["symbol"] == "AAPL"
+        assert Decimal(first["bidPrice"]) < Decimal(first["askPrice"])
+        server.tick()
+        second = (await stream.next(within=1.0))["quotes"]
+        assert second["timestamp"] > first["timestamp"]
+        await stream.close()
+
+
+async def test_a_multipart_http_client_gets_quotes_within_a_second(server: StreamingServer) -> None:
+    user = await server.sign_up("ada")
+    started = time.monotonic()
+    events = multipart_events(server.address, user.access_token, QUOTES, {"symbols": ["MSFT"]})
+    first = await anext(events)
+    assert time.monotonic() - started < 1.0
+    assert first["payload"]["data"]["quotes"]["symbol"] == "MSFT"
+    server.tick()
+    second = await anext(events)
+    assert second["payload"]["data"]["quotes"]["timestamp"] > first["payload"]["data"]["quotes"]["timestamp"]
+    await events.aclose()  # type: ignore[attr-defined]
+
+
+async def test_a_multipart_subscription_without_a_token_is_refused_with_a_code(server: StreamingServer) -> None:
+    events = multipart_events(server.address, "not-a-token", QUOTES, {"symbols": ["MSFT"]})
+    first = await anext(events)
+    await events.aclose()  # type: ignore[attr-defined]
+    errors = first["payload"]["errors"] if first.get("payload") else first["errors"]
+    assert [error["extensions"]["code"] for error in errors] == ["UNAUTHENTICATED"]
+
+
+async def test_a_subscription_over_plain_http_is_refused(server: StreamingServer) -> None:
+    user = await server.sign_up("ada")
+    response = await server.http.post(
+        "/graphql", json={"query": QUOTES, "variables": {"symbols": ["AAPL"]}}, headers=user.headers
+    )
+    assert response.status_code == 400
+    assert response.text == "subscriptions are not allowed when using POST"

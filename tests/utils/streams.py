@@ -1,0 +1,129 @@
+"""Subscriptions against a real uvicorn server, for tests: gql on both WebSocket
+protocols, httpx on Apollo's multipart HTTP protocol, and the paper exchange's view."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from gql import Client, GraphQLRequest
+from gql.client import AsyncClientSession
+from gql.transport.websockets import WebsocketsTransport
+from starlette.applications import Starlette
+
+from server.app import create_app
+from server.brokers.paper.clock import ManualClock
+from server.brokers.paper.streams import PaperStreams, StreamSession
+from server.services import Services
+from tests.utils.accounts import SignedIn, as_user, bearer, register
+from tests.utils.factories import make_settings
+from tests.utils.live import live_server
+
+TRANSPORT_WS = WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL  # graphql-transport-ws
+LEGACY_WS = WebsocketsTransport.APOLLO_SUBPROTOCOL  # graphql-ws
+WAIT_SECONDS = 5.0
+MULTIPART_ACCEPT = 'multipart/mixed;subscriptionSpec="1.0", application/json'
+
+
+@dataclass
+class StreamingServer:
+    app: Starlette
+    clock: ManualClock
+    address: str
+    http: httpx.AsyncClient
+
+    @property
+    def services(self) -> Services:
+        return self.app.state.services
+
+    @property
+    def paper_streams(self) -> PaperStreams:
+        return self.services.brokers._paper.streams
+
+    async def sign_up(self, username: str) -> SignedIn:
+        return await register(self.http, username)
+
+    async def run(self, user: SignedIn, query: str, **variables: Any) -> dict[str, Any]:
+        result = await as_user(self.http, user.access_token, query, variables)
+        assert "errors" not in result, result
+        return result["data"]
+
+    async def default_connection(self, user: SignedIn) -> str:
+        data = await self.run(user, "{ me { brokerConnections { id } } }")
+        return data["me"]["brokerConnections"][0]["id"]
+
+    def sessions_of(self, connection_id: str) -> list[StreamSession]:
+        """The exchange's open stream sessions of one paper account (= broker connection)."""
+        return self.paper_streams.sessions(connection_id)
+
+    def tick(self, seconds: float = 1) -> None:
+        """Move the market one step; the exchange's stream pulse publishes it."""
+        self.clock.advance(seconds)
+
+
+@asynccontextmanager
+async def streaming_server(data_dir: Path, clock: ManualClock, **settings: Any) -> AsyncIterator[StreamingServer]:
+    app = create_app(make_settings(data_dir, **settings), clock=clock)
+    async with live_server(app) as address, httpx.AsyncClient(base_url=f"http://{address}", timeout=10) as http:
+        yield StreamingServer(app, clock, address, http)
+
+
+@asynccontextmanager
+async def ws_session(
+    address: str, token: str | None, protocol: str = TRANSPORT_WS
+) -> AsyncIterator[AsyncClientSession]:
+    """A gql session over one WebSocket, signed in through connection_init."""
+    transport = WebsocketsTransport(
+        url=f"ws://{address}/graphql",
+        init_payload={"authorization": f"Bearer {token}"} if token else {},
+        subprotocols=[protocol],
+        connect_timeout=WAIT_SECONDS,
+        close_timeout=WAIT_SECONDS,
+    )
+    async with Client(transport=transport, fetch_schema_from_transport=False) as session:
+        yield session
+
+
+class Stream:
+    """One subscription's results, read with a bound on every wait."""
+
+    def __init__(self, session: AsyncClientSession, query: str, **variables: Any) -> None:
+        self._results = session.subscribe(GraphQLRequest(query, variable_values=variables))
+
+    async def next(self, within: float = WAIT_SECONDS) -> dict[str, Any]:
+        async with asyncio.timeout(within):
+            return await anext(self._results)
+
+    async def close(self) -> None:
+        await self._results.aclose()  # type: ignore[attr-defined]
+
+
+async def multipart_events(
+    address: str, token: str, query: str, variables: dict[str, Any] | None = None
+) -> AsyncIterator[dict[str, Any]]:
+    """Apollo's multipart subscription over HTTP: each part's JSON, as it arrives."""
+    body = {"query": query, "variables": variables or {}}
+    headers = {**bearer(token), "Accept": MULTIPART_ACCEPT}
+    async with (
+        httpx.AsyncClient(base_url=f"http://{address}", timeout=WAIT_SECONDS) as http,
+        http.stream("POST", "/graphql", json=body, headers=headers) as response,
+    ):
+        assert response.status_code == 200, await response.aread()
+        assert response.headers["content-type"].startswith("multipart/mixed")
+        buffer = ""
+        async for chunk in response.aiter_text():
+            buffer += chunk
+            while "\r\n\r\n" in buffer:
+                head, _, rest = buffer.partition("\r\n\r\n")
+                end = rest.find("\r\n--")
+                if end < 0:
+                    break
+                part, buffer = rest[:end], rest[end:]
+                if "application/json" in head and part.strip() and part.strip() != "{}":
+                    yield json.loads(part)
