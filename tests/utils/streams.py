@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,10 @@ from gql import Client, GraphQLRequest
 from gql.client import AsyncClientSession
 from gql.transport.websockets import WebsocketsTransport
 from starlette.applications import Starlette
+from websockets.client import ClientProtocol
+from websockets.frames import Frame
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
 from server.app import create_app
 from server.brokers.paper.clock import ManualClock
@@ -28,6 +33,7 @@ from tests.utils.live import live_server
 TRANSPORT_WS = WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL  # graphql-transport-ws
 LEGACY_WS = WebsocketsTransport.APOLLO_SUBPROTOCOL  # graphql-ws
 WAIT_SECONDS = 5.0
+CLOSE_SECONDS = 0.5
 MULTIPART_ACCEPT = 'multipart/mixed;subscriptionSpec="1.0", application/json'
 
 
@@ -84,10 +90,60 @@ async def ws_session(
         init_payload={"authorization": f"Bearer {token}"} if token else {},
         subprotocols=[protocol],
         connect_timeout=WAIT_SECONDS,
-        close_timeout=WAIT_SECONDS,
+        close_timeout=CLOSE_SECONDS,  # gql waits this long for operations still open at exit
     )
     async with Client(transport=transport, fetch_schema_from_transport=False) as session:
         yield session
+
+
+async def eventually(condition: Callable[[], bool], within: float = WAIT_SECONDS) -> None:
+    """Wait, bounded, for server-side state a test cannot be notified of."""
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110  (polls another component's state)
+            await asyncio.sleep(0.01)
+
+
+@dataclass
+class StalledClient:
+    """A graphql-transport-ws client that subscribes and then never reads again."""
+
+    socket: socket.socket
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+async def stalled_client(address: str, token: str, query: str, variables: dict[str, Any]) -> StalledClient:
+    """The WebSocket is spoken by hand (websockets' sans-I/O protocol on a raw socket with
+    a tiny receive buffer), so that once subscribed nothing reads: the server's sends to
+    it soon block, as they would for a stalled browser tab on a slow network."""
+    loop = asyncio.get_running_loop()
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.setblocking(False)
+    host, port = address.split(":")
+    protocol = ClientProtocol(parse_uri(f"ws://{address}/graphql"), subprotocols=[TRANSPORT_WS])  # type: ignore[list-item]
+    protocol.send_request(protocol.connect())
+    async with asyncio.timeout(WAIT_SECONDS):
+        await loop.sock_connect(raw, (host, int(port)))
+
+        async def send(message: dict[str, Any]) -> None:
+            protocol.send_text(json.dumps(message).encode())
+            await loop.sock_sendall(raw, b"".join(protocol.data_to_send()))
+
+        await loop.sock_sendall(raw, b"".join(protocol.data_to_send()))
+        while protocol.state is not State.OPEN:
+            protocol.receive_data(await loop.sock_recv(raw, 65536))
+        await send({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
+        acknowledged = False
+        while not acknowledged:
+            acknowledged = any(
+                isinstance(event, Frame) and b"connection_ack" in event.data for event in protocol.events_received()
+            )
+            if not acknowledged:
+                protocol.receive_data(await loop.sock_recv(raw, 65536))
+        await send({"id": "1", "type": "subscribe", "payload": {"query": query, "variables": variables}})
+    return StalledClient(raw)
 
 
 class Stream:
