@@ -151,12 +151,26 @@ class Stream:
 
     def __init__(self, session: AsyncClientSession, query: str, **variables: Any) -> None:
         self._results = session.subscribe(GraphQLRequest(query, variable_values=variables))
+        self._pending: asyncio.Task[dict[str, Any]] | None = None
+
+    def start(self) -> None:
+        """Send the subscription now (gql sends it on the first read), reading in the background."""
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(anext(self._results))
 
     async def next(self, within: float = WAIT_SECONDS) -> dict[str, Any]:
+        self.start()
+        assert self._pending is not None
         async with asyncio.timeout(within):
-            return await anext(self._results)
+            try:
+                return await asyncio.shield(self._pending)
+            finally:
+                if self._pending.done():
+                    self._pending = None
 
     async def close(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
         await self._results.aclose()  # type: ignore[attr-defined]
 
 
