@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.brokers.alpaca.keys import AlpacaKeyChecker
+from server.brokers.alpaca.stream import AlpacaStreams
 from server.brokers.base import QuoteSource
 from server.brokers.paper.broker import PaperBrokers
 from server.brokers.paper.calendar import make_calendar
@@ -110,6 +111,10 @@ async def run_services(
             Family.STOCKS: settings.paper_stream_stock_symbols,
             Family.OPTIONS: settings.paper_stream_option_symbols,
         },
+        alpaca_streams=AlpacaStreams(
+            settings.alpaca_data_stream_url, settings.alpaca_stock_feed, settings.alpaca_option_feed
+        ),
+        decrypt=vault.decrypt,
     )
     streams = StreamHub(grace_seconds=settings.stream_grace_seconds)
     trading = TradingService(

@@ -98,6 +98,9 @@ class Settings(BaseSettings):
 
     allow_live_trading: bool = False
     alpaca_trading_url: str | None = None
+    alpaca_data_stream_url: str = "wss://stream.data.alpaca.markets"
+    alpaca_stock_feed: Literal["iex", "sip"] = "iex"
+    alpaca_option_feed: Literal["indicative", "opra"] = "indicative"
     broker_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
     @field_validator("allowed_origins", "trusted_proxies", mode="before")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from server.brokers.alpaca.stream import AlpacaStreams
 from server.brokers.base import Broker, BrokerError
 from server.brokers.domain import TradeUpdate
 from server.brokers.paper.broker import PaperBrokers
@@ -43,8 +44,12 @@ class BrokerRegistry:
         on_trade_update: TradeUpdateSink,
         *,
         paper_symbol_limits: Mapping[Family, int] | None = None,
+        alpaca_streams: AlpacaStreams | None = None,
+        decrypt: Callable[[str], str] | None = None,
     ) -> None:
         self._paper = paper
+        self._alpaca_streams = alpaca_streams
+        self._decrypt = decrypt
         self._on_trade_update = on_trade_update
         self._paper_symbol_limits = dict(paper_symbol_limits or {})
         self._brokers: dict[str, Broker] = {}
@@ -69,7 +74,10 @@ class BrokerRegistry:
         if connection.kind == PAPER_KIND:
             limit = self._paper_symbol_limits.get(family)
             return PaperFeed(self._paper.streams, connection.id, family, symbol_limit=limit)
-        raise UnsupportedBrokerError(connection.kind)
+        keys = (connection.api_key_ciphertext, connection.secret_key_ciphertext)
+        if self._alpaca_streams is None or self._decrypt is None or keys[0] is None or keys[1] is None:
+            raise UnsupportedBrokerError(connection.kind)
+        return self._alpaca_streams.feed(family, self._decrypt(keys[0]), self._decrypt(keys[1]))
 
     def close(self) -> None:
         for stop in self._stop_listening:

@@ -18,6 +18,8 @@ class KeyPair:
     key_id: str
     secret_key: str
     account_id: str
+    # Alpaca's market-data plans: "basic" streams iex and indicative; "unlimited" also sip and opra.
+    data_plan: str = "basic"
 
 
 class KeyStore:

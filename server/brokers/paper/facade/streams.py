@@ -4,7 +4,8 @@ Market data (/v2/iex, /v2/sip, /v1beta1/indicative, /v1beta1/opra) speaks msgpac
 alpaca-py always does (a client that sends JSON text is answered in JSON text); the
 trading stream (/stream) speaks JSON. Limits are Alpaca's: one market-data connection
 per key and family (406), 30 stock symbols on iex and 200 option quotes on indicative
-(405). New data is pushed whenever the market's clock reaches a new step.
+(405); sip and opra only for keys on the "unlimited" data plan (409). New data is pushed
+whenever the market's clock reaches a new step.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ POLL_SECONDS = 0.02
 TRADE_QUEUE_SIZE = 10000
 CHANNELS = ("trades", "quotes", "bars")
 FEED_LIMITS = {"iex": 30, "indicative": 200}
+PAID_FEEDS = {"sip", "opra"}
 
 
 @dataclass
@@ -169,6 +171,9 @@ class _MarketConnection:
         pair = self.state.keys.authenticate(message.get("key"), message.get("secret"))
         if pair is None:
             await self.error(402, "auth failed")
+            return False
+        if self.feed in PAID_FEEDS and pair.data_plan != "unlimited":
+            await self.error(409, "insufficient subscription")
             return False
         if not self.registry.claim(pair.key_id, self.family, self.websocket):
             await self.error(406, "connection limit exceeded")
