@@ -3,12 +3,25 @@ graphql-ws (both through gql) and Apollo's multipart HTTP (through httpx)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import connect
 
-from tests.utils.streams import LEGACY_WS, TRANSPORT_WS, Stream, StreamingServer, multipart_events, ws_session
+from server.brokers.paper.clock import ManualClock
+from tests.utils.streams import (
+    LEGACY_WS,
+    TRANSPORT_WS,
+    Stream,
+    StreamingServer,
+    multipart_events,
+    streaming_server,
+    ws_session,
+)
 
 pytestmark = pytest.mark.anyio
 QUOTES = "subscription($symbols: [String!]!) { quotes(symbols: $symbols) { symbol bidPrice askPrice timestamp } }"
@@ -58,3 +71,15 @@ async def test_a_subscription_over_plain_http_is_refused(server: StreamingServer
     )
     assert response.status_code == 400
     assert response.text == "subscriptions are not allowed when using POST"
+
+
+async def test_legacy_graphql_ws_connections_are_kept_alive(tmp_path: Path, clock: ManualClock) -> None:
+    async with (
+        streaming_server(tmp_path / "data", clock, websocket_keepalive_seconds=0.05) as server,
+        connect(f"ws://{server.address}/graphql", subprotocols=[LEGACY_WS]) as ws,  # type: ignore[list-item]
+    ):
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        async with asyncio.timeout(5):
+            kinds = [json.loads(await ws.recv())["type"] for _ in range(3)]
+    assert kinds[0] == "connection_ack"
+    assert kinds[1:] == ["ka", "ka"]
