@@ -146,15 +146,22 @@ class _UserStreams:
                 subscription.mailbox.put(key, event)
 
     def _failed(self, runner: FeedRunner, failure: FeedFailure) -> None:
-        """The upstream refused us: every subscription on that feed ends with the reason."""
+        """The upstream refused us: every subscription on that feed ends with the reason.
+
+        The runner is forgotten only after they are all closed, so closing them one by one
+        never starts a new runner for the ones still open (no retry behind the client's back)."""
         family = runner.feed.family
+        failed = {
+            subscription
+            for (_, symbol), subscribers in self.routes.items()
+            if Family.of(symbol) is family
+            for subscription in subscribers
+        }
+        for subscription in failed:
+            subscription.mailbox.fail(failure)
+            subscription.close()
         if self.runners.get(family) is runner:
             del self.runners[family]
-        for key, subscribers in list(self.routes.items()):
-            if Family.of(key[1]) is family:
-                for subscription in list(subscribers):
-                    subscription.mailbox.fail(failure)
-                    subscription.close()
 
     def stop(self) -> list[asyncio.Task[None]]:
         if self.idle_timer is not None:

@@ -34,6 +34,14 @@ class StreamSession:
     on_drop: Callable[[], None]
     channels: dict[Channel, set[str]] = field(default_factory=lambda: {channel: set() for channel in Channel})
     open: bool = True
+    sent: dict[tuple[Channel, str], MarketEvent] = field(default_factory=dict)  # the last of each, not resent
+
+    def fresh(self, events: Iterable[tuple[Channel, MarketEvent]]) -> list[tuple[Channel, MarketEvent]]:
+        """The events this session has not been sent yet, now marked as sent."""
+        unsent = [(channel, event) for channel, event in events if self.sent.get((channel, event.symbol)) != event]
+        for channel, event in unsent:
+            self.sent[(channel, event.symbol)] = event
+        return unsent
 
     def symbols(self) -> set[str]:
         return set().union(*self.channels.values())
@@ -43,7 +51,6 @@ class PaperStreams:
     def __init__(self, exchange: PaperExchange) -> None:
         self._exchange = exchange
         self._sessions: dict[tuple[str, Family], StreamSession] = {}
-        self._seen: dict[tuple[Channel, str], object] = {}
         self._task: asyncio.Task[None] | None = None
         self.opened = 0  # sessions ever opened: reconnects show here
 
@@ -83,12 +90,15 @@ class PaperStreams:
         session.channels[channel].update(fresh)
         if fresh and session.open:
             self._exchange.advance()
-            events = [(channel, event) for event in self._latest(channel, fresh) if event is not None]
+            events = session.fresh((channel, event) for event in self._latest(channel, fresh) if event is not None)
             if events:
                 session.deliver(events)
 
     def unsubscribe(self, session: StreamSession, channel: Channel, symbols: Iterable[str]) -> None:
-        session.channels[channel].difference_update(symbols)
+        gone = set(symbols)
+        session.channels[channel].difference_update(gone)
+        for symbol in gone:
+            session.sent.pop((channel, symbol), None)
 
     # ----- the pulse ----------------------------------------------------------------------
 
@@ -119,29 +129,26 @@ class PaperStreams:
                 logger.exception("paper stream pulse failed")
 
     def publish(self) -> None:
-        """Send every session what changed since the last pulse, computed once per symbol."""
+        """Send every session what changed since it was last sent, computed once per symbol."""
         self._exchange.advance()
         wanted: dict[Channel, set[str]] = {channel: set() for channel in Channel}
         for session in self._sessions.values():
             for channel, symbols in session.channels.items():
                 wanted[channel] |= symbols
-        changed: dict[tuple[Channel, str], MarketEvent] = {}
+        latest: dict[tuple[Channel, str], MarketEvent] = {}
         for channel, symbols in wanted.items():
             for event in self._latest(channel, sorted(symbols)):
-                if event is not None and self._seen.get((channel, event.symbol)) != event:
-                    self._seen[(channel, event.symbol)] = event
-                    changed[(channel, event.symbol)] = event
-        if not changed:
-            return
+                if event is not None:
+                    latest[(channel, event.symbol)] = event
         for session in list(self._sessions.values()):
-            events = [
-                (channel, changed[(channel, symbol)])
-                for channel, symbols in session.channels.items()
-                for symbol in symbols
-                if (channel, symbol) in changed
-            ]
+            mine = ((key[0], latest[key]) for key in self._keys(session) if key in latest)
+            events = session.fresh(mine)
             if events and session.open:
                 session.deliver(events)
+
+    @staticmethod
+    def _keys(session: StreamSession) -> Iterable[tuple[Channel, str]]:
+        return [(channel, symbol) for channel, symbols in session.channels.items() for symbol in symbols]
 
     def _latest(self, channel: Channel, symbols: Sequence[str]) -> list[MarketEvent | None]:
         exchange = self._exchange
