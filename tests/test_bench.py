@@ -55,3 +55,20 @@ def test_order_entry_benchmark_runs(monkeypatch: pytest.MonkeyPatch, capsys: pyt
     assert len(rows) == 1
     assert all(float(cell.replace(",", "")) > 0 for cell in rows[0])
     assert "target: at least 500 orders/s" in table
+
+
+def test_fanout_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    import bench.fanout
+
+    bench.fanout.main(["--smoke"])
+    table = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(): line.split("|")[3:10] for line in table.splitlines() if line.startswith("| ")}
+    for phase in ("fan-out", "most messages"):
+        cells = [float(cell.strip(" %").replace(",", "")) for cell in rows[phase]]
+        subscriptions, _, messages, per_second, _, p50, p99 = cells
+        assert subscriptions == 20
+        assert messages > 0
+        assert per_second > 0
+        assert 0 < p50 <= p99 < 10_000  # milliseconds, measured
+    assert re.search(r"memory per subscription: -?\d+\.\d KiB", table)
+    assert "targets: p99 under 100 ms: " in table
