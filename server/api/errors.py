@@ -15,6 +15,7 @@ from typing import Any
 
 from graphql import GraphQLError
 from graphql.error import GraphQLSyntaxError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import MaskErrors
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
@@ -84,6 +85,8 @@ def _from_domain(error: Exception) -> ApiError | None:
     if isinstance(error, RateLimited):
         return rate_limited(error.retry_after)
     if isinstance(error, PasswordHashTimeoutError):  # more sign-ins at once than the hashing threads can take
+        return rate_limited(BUSY_RETRY_SECONDS)
+    if isinstance(error, PoolTimeoutError):  # every database connection busy for the pool's whole timeout
         return rate_limited(BUSY_RETRY_SECONDS)
     if isinstance(error, SymbolLimitError):
         return ApiError(ErrorCode.SYMBOL_LIMIT, str(error), limit=error.limit, family=error.family.value)
@@ -198,6 +201,16 @@ class ErrorCodes(MaskErrors):
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         return to_client_error(error)
+
+    def _process_stream_result(self, result: Any) -> None:
+        # Runs for every subscription event of every subscriber: most carry no errors, and
+        # the base class's runtime-Protocol isinstance check costs more than the event.
+        if (
+            getattr(result, "errors", None)
+            or getattr(result, "incremental", None)
+            or getattr(result, "completed", None)
+        ):
+            super()._process_stream_result(result)
 
 
 def log_errors(errors: list[GraphQLError], execution_context: ExecutionContext | None) -> None:

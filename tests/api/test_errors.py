@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
 from graphql import GraphQLError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from server.api.errors import ApiError, ErrorCode, is_expected, to_client_error
+from server.brokers.streaming import Family, FeedProblem
 from server.security.passwords import PasswordHashTimeoutError
 from server.security.ratelimit import RateLimited
+from server.streams.hub import SymbolLimitError
+from server.streams.orders import SlowConsumerError
+from server.streams.runner import FeedFailure
 
 
 def _located(original: Exception, message: str = "boom") -> GraphQLError:
@@ -45,3 +51,26 @@ def test_unexpected_exceptions_are_masked() -> None:
 def test_a_hashing_backlog_is_a_retryable_refusal() -> None:
     busy = to_client_error(_located(PasswordHashTimeoutError()))
     assert busy.extensions == {"code": "RATE_LIMITED", "retryAfter": 1}
+
+
+def test_a_saturated_database_pool_is_a_retryable_refusal() -> None:
+    busy = to_client_error(_located(PoolTimeoutError("QueuePool limit of size 1 overflow 0 reached")))
+    assert busy.extensions == {"code": "RATE_LIMITED", "retryAfter": 1}
+    assert "QueuePool" not in str(busy.formatted)
+
+
+@pytest.mark.parametrize(
+    ("failure", "code"),
+    [
+        (FeedFailure(FeedProblem.AUTH_FAILED, "keys refused"), "BROKER_AUTH_FAILED"),
+        (FeedFailure(FeedProblem.CONNECTION_LIMIT, "one stream"), "BROKER_UNAVAILABLE"),
+        (FeedFailure(FeedProblem.INSUFFICIENT_SUBSCRIPTION, "plan"), "FORBIDDEN"),
+        (FeedFailure(FeedProblem.UNAVAILABLE, "unreachable"), "BROKER_UNAVAILABLE"),
+        (SymbolLimitError(Family.STOCKS, 30, 31), "SYMBOL_LIMIT"),
+        (SlowConsumerError(), "SLOW_CONSUMER"),
+    ],
+)
+def test_stream_failures_have_codes(failure: Exception, code: str) -> None:
+    coded = to_client_error(_located(failure))
+    assert coded.extensions is not None
+    assert coded.extensions["code"] == code
