@@ -11,7 +11,8 @@ from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketDisconnected as StarletteWebSocketDisconnected
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
@@ -56,7 +57,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         await super().handle_subscribe(message)
 
     async def handle_task_exception(self, error: Exception) -> None:
-        if isinstance(error, WebSocketDisconnected):
+        if isinstance(error, WebSocketDisconnected | WebSocketDisconnect | StarletteWebSocketDisconnected):
             return  # the client left with operations running: nothing went wrong here
         await super().handle_task_exception(error)
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from starlette.websockets import WebSocketDisconnected
 from websockets.asyncio.client import connect
 
+from server.api.http import TransportWSHandler
 from server.brokers.paper.clock import ManualClock
 from tests.utils.streams import (
     LEGACY_WS,
@@ -83,3 +86,14 @@ async def test_legacy_graphql_ws_connections_are_kept_alive(tmp_path: Path, cloc
             kinds = [json.loads(await ws.recv())["type"] for _ in range(3)]
     assert kinds[0] == "connection_ack"
     assert kinds[1:] == ["ka", "ka"]
+
+
+async def test_a_send_racing_the_clients_close_is_not_logged_as_an_error(caplog: pytest.LogCaptureFixture) -> None:
+    """Under load a subscription's send can race the client's close; that is the client
+    leaving, not a fault (a real exception in an operation is still logged)."""
+    handler = object.__new__(TransportWSHandler)  # only its exception hook is exercised
+    await handler.handle_task_exception(WebSocketDisconnected('Cannot call "send" once a close message has been sent.'))
+    await handler.handle_task_exception(ValueError("a real bug"))
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == [
+        "Exception in worker task"
+    ]
