@@ -10,7 +10,10 @@ from tests.utils.streams import Stream, StreamingServer, eventually, ws_session
 from tests.utils.trading import PLACE
 
 pytestmark = pytest.mark.anyio
-ORDER_UPDATES = "subscription { orderUpdates { event order { id clientOrderId status filledQty symbol } } }"
+# `quote` needs the per-event loaders: a WebSocket context outlives every operation's own.
+ORDER_UPDATES = (
+    "subscription { orderUpdates { event order { id clientOrderId status filledQty symbol quote { bidPrice } } } }"
+)
 PORTFOLIO = """subscription { portfolio {
   equity marketValue unrealizedPl account { cash }
   positions { symbol qty side avgEntryPrice marketValue unrealizedPl currentPrice }
@@ -42,6 +45,7 @@ async def test_an_order_reports_new_then_fill_to_its_owner_and_to_nobody_else(se
         assert (new["event"], fill["event"]) == ("new", "fill")
         assert new["order"]["id"] == fill["order"]["id"] == order["id"]
         assert new["order"]["status"] == "NEW"
+        assert Decimal(fill["order"]["quote"]["bidPrice"]) > 0
         assert (fill["order"]["status"], Decimal(fill["order"]["filledQty"])) == ("FILLED", Decimal(2))
         # Bob's first update is his own order: Ada's never reached him.
         await _place(server, bob, symbol="MSFT", side="BUY", qty="1", clientOrderId="bob-1")

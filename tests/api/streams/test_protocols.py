@@ -15,6 +15,7 @@ from starlette.websockets import WebSocketDisconnected
 from websockets.asyncio.client import connect
 
 from server.api.http import TransportWSHandler
+from server.api.streams.execution import shared_results
 from server.brokers.paper.clock import ManualClock
 from tests.utils.streams import (
     LEGACY_WS,
@@ -97,3 +98,38 @@ async def test_a_send_racing_the_clients_close_is_not_logged_as_an_error(caplog:
     assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == [
         "Exception in worker task"
     ]
+
+
+async def test_subscribers_of_one_query_share_each_ticks_execution(server: StreamingServer) -> None:
+    """Two users, the same document: each tick's quote is executed once and the result reused."""
+    ada, bob = await server.sign_up("ada"), await server.sign_up("bob")
+    async with (
+        ws_session(server.address, ada.access_token) as first,
+        ws_session(server.address, bob.access_token) as second,
+    ):
+        # A document of its own: results are shared process-wide, other tests' included.
+        query = QUOTES.replace("subscription(", "subscription SharedTick(")
+        streams = [Stream(first, query, symbols=["AAPL"]), Stream(second, query, symbols=["AAPL"])]
+        for stream in streams:
+            await stream.next()
+        hits, misses = shared_results.hits, shared_results.misses
+        server.tick()
+        ticked = [(await stream.next())["quotes"] for stream in streams]
+        assert ticked[0] == ticked[1]
+        assert (shared_results.hits - hits, shared_results.misses - misses) == (1, 1)
+        for stream in streams:
+            await stream.close()
+
+
+async def test_bars_arrive_as_minutes_close(server: StreamingServer) -> None:
+    user = await server.sign_up("ada")
+    query = 'subscription { bars(symbols: ["SPY"]) { symbol open high low close volume tradeCount vwap timestamp } }'
+    async with ws_session(server.address, user.access_token) as session:
+        stream = Stream(session, query)
+        latest = (await stream.next())["bars"]  # the last closed minute, at once
+        assert latest["symbol"] == "SPY"
+        assert Decimal(latest["low"]) <= Decimal(latest["close"]) <= Decimal(latest["high"])
+        server.tick(61)  # the live minute closes
+        closed = (await stream.next())["bars"]
+        assert closed["timestamp"] > latest["timestamp"]
+        await stream.close()
