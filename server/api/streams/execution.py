@@ -53,9 +53,12 @@ shared_results = _SharedResults(SHARED_RESULTS_KEPT)
 
 class SubscriptionExecutor(StrawberryGraphQLCoreExecutionContext):
     _per_event = False
+    _variables_key: str | None = None
 
     def build_per_event_executor(self, payload: Any) -> Executor:
-        executor = super().build_per_event_executor(payload)
+        if self._variables_key is None:  # once per subscription: its variables never change
+            self._variables_key = repr(sorted(self.variable_values.coerced.items()))
+        executor = super().build_per_event_executor(payload)  # a copy: it carries the key
         executor._per_event = True  # type: ignore[attr-defined]
         return executor
 
@@ -65,7 +68,7 @@ class SubscriptionExecutor(StrawberryGraphQLCoreExecutionContext):
         payload = self.root_value
         if isinstance(payload, SHARED_PAYLOADS):
             operation = self.operation
-            key = (id(payload), id(operation), repr(sorted(self.variable_values.coerced.items())))
+            key = (id(payload), id(operation), self._variables_key or "")
             found = shared_results.get(key, payload, operation)
             if found is not None:
                 return found

@@ -137,18 +137,19 @@ class PaperStreams:
                 wanted[channel] |= symbols
         latest: dict[tuple[Channel, str], MarketEvent] = {}
         for channel, symbols in wanted.items():
-            for event in self._latest(channel, sorted(symbols)):
+            for event in self._latest(channel, list(symbols)):
                 if event is not None:
                     latest[(channel, event.symbol)] = event
         for session in list(self._sessions.values()):
-            mine = ((key[0], latest[key]) for key in self._keys(session) if key in latest)
+            mine = (
+                (channel, latest[(channel, symbol)])
+                for channel, symbols in session.channels.items()
+                for symbol in symbols
+                if (channel, symbol) in latest
+            )
             events = session.fresh(mine)
             if events and session.open:
                 session.deliver(events)
-
-    @staticmethod
-    def _keys(session: StreamSession) -> Iterable[tuple[Channel, str]]:
-        return [(channel, symbol) for channel, symbols in session.channels.items() for symbol in symbols]
 
     def _latest(self, channel: Channel, symbols: Sequence[str]) -> list[MarketEvent | None]:
         exchange = self._exchange
