@@ -9,7 +9,6 @@ rather than letting its queue grow.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from server.trading.ledger import OrderChange
@@ -38,12 +37,16 @@ class OrderFeed:
                 self._queue.get_nowait()
             self._queue.put_nowait(None)
 
+    async def next(self) -> OrderChange:
+        """The next change (safe to cancel); SlowConsumerError once the queue overflowed."""
+        change = await self._queue.get()
+        if change is None:
+            raise SlowConsumerError
+        return change
+
     async def changes(self) -> AsyncIterator[OrderChange]:
         while True:
-            change = await self._queue.get()
-            if change is None:
-                raise SlowConsumerError
-            yield change
+            yield await self.next()
 
     def close(self) -> None:
         release, self._release = self._release, None
@@ -64,10 +67,8 @@ class OrderUpdates:
 
         def release(feed: OrderFeed) -> None:
             feeds.discard(feed)
-            if not feeds:
-                with contextlib.suppress(KeyError):
-                    if self._feeds[user_id] is feeds:
-                        del self._feeds[user_id]
+            if not feeds and self._feeds.get(user_id) is feeds:
+                del self._feeds[user_id]
 
         feed = OrderFeed(release)
         feeds.add(feed)

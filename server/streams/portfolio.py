@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from server.brokers.domain import Account, Position, PositionSide, Quote
 from server.brokers.registry import ConnectionRef
-from server.brokers.streaming import Channel
+from server.brokers.streaming import Channel, MarketEvent
 from server.streams.hub import FeedFactory, MarketSubscription, StreamHub
 from server.streams.orders import OrderFeed
 from server.trading.ledger import OrderChange
@@ -86,15 +86,14 @@ class PortfolioWatch:
         self._quotes: MarketSubscription | None = None
 
     async def updates(self) -> AsyncIterator[PortfolioSnapshot]:
-        changes = self._orders.changes()
         order_task: asyncio.Task[OrderChange] | None = None
-        quote_task: asyncio.Task[list[object]] | None = None
+        quote_task: asyncio.Task[list[MarketEvent]] | None = None
         try:
             await self._reload()
             yield self._snapshot()
             last_sent = time.monotonic()
             while True:
-                order_task = order_task or asyncio.create_task(anext(changes))  # type: ignore[arg-type]
+                order_task = order_task or asyncio.create_task(self._orders.next())
                 quote_task = quote_task or self._watch_quotes()
                 waiting = {order_task} if quote_task is None else {order_task, quote_task}
                 done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
@@ -124,16 +123,15 @@ class PortfolioWatch:
             for task in (order_task, quote_task):
                 if task is not None:
                     task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    with contextlib.suppress(asyncio.CancelledError):
                         await task
-            await changes.aclose()  # type: ignore[attr-defined]
             if self._quotes is not None:
                 self._quotes.close()
 
-    def _watch_quotes(self) -> asyncio.Task[list[object]] | None:
+    def _watch_quotes(self) -> asyncio.Task[list[MarketEvent]] | None:
         if self._quotes is None:
             return None
-        return asyncio.create_task(self._quotes.mailbox.take())  # type: ignore[arg-type]
+        return asyncio.create_task(self._quotes.mailbox.take())
 
     async def _reload(self) -> None:
         self._account, positions = await self._holdings()
@@ -144,7 +142,7 @@ class PortfolioWatch:
         if previous is not None:
             previous.close()  # after subscribing anew, so symbols still held are not dropped upstream
 
-    def _apply(self, events: Sequence[object]) -> bool:
+    def _apply(self, events: Sequence[MarketEvent]) -> bool:
         moved = False
         for event in events:
             if isinstance(event, Quote) and event.symbol in self._positions:
