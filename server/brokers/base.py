@@ -42,6 +42,18 @@ class BrokerUnavailableError(BrokerError):
     """The broker could not be reached or did not answer in time."""
 
 
+class BrokerRateLimitedError(BrokerUnavailableError):
+    """The broker refused for too many requests, longer than the call could wait."""
+
+    def __init__(self, retry_after: float | None = None) -> None:
+        super().__init__("the broker is rate limiting this account")
+        self.retry_after = retry_after
+
+
+class BrokerAuthError(BrokerError):
+    """The broker refused the connection's keys (revoked, or never valid)."""
+
+
 class QuoteSource(Protocol):
     async def get_quotes(self, symbols: Sequence[str]) -> Mapping[str, Quote]:
         """Latest quotes for many symbols in one call; raises UnknownSymbolError naming every unknown one."""

@@ -250,7 +250,7 @@ class Account:
     portfolio_value: Decimal
     long_market_value: Decimal
     short_market_value: Decimal
-    realized_pl: Decimal
+    realized_pl: Decimal | None  # None: the broker does not report it (Alpaca)
     unrealized_pl: Decimal
     multiplier: int
     shorting_enabled: bool

@@ -50,7 +50,9 @@ class Account:
     portfolio_value: Decimal
     long_market_value: Decimal
     short_market_value: Decimal
-    realized_pl: Decimal
+    realized_pl: Decimal | None = strawberry.field(
+        description="Profit and loss realized by closing positions; null when the broker does not report it (Alpaca)."
+    )
     unrealized_pl: Decimal
     multiplier: int
     shorting_enabled: bool
