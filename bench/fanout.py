@@ -463,6 +463,9 @@ def report(phases: Sequence[Phase], args: argparse.Namespace, command: str) -> N
     )
     for phase in phases:
         cpu_per_message = phase.server_cpu_seconds / max(1, phase.messages) * 1e6
+        if not cpu_per_message:  # a smoke run can finish inside one CPU-clock tick
+            print(f"{phase.name}: too little server CPU used to measure per message")
+            continue
         print(
             f"{phase.name}: server CPU per delivered message {cpu_per_message:.0f} us, "
             f"so one fully busy core would deliver about {1e6 / cpu_per_message:,.0f} a second"

@@ -14,7 +14,9 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server.brokers.alpaca.broker import AlpacaBrokers, AlpacaMarketData
 from server.brokers.alpaca.keys import AlpacaKeyChecker
+from server.brokers.alpaca.rest import AlpacaEndpoints, AlpacaKeys, CallPolicy
 from server.brokers.alpaca.stream import AlpacaStreams
 from server.brokers.base import QuoteSource
 from server.brokers.paper.broker import PaperBrokers
@@ -54,7 +56,8 @@ class Services:
     market: MarketSimulator
     exchange: PaperExchange
     quote_source: QuoteSource
-    market_data: PaperMarket
+    market_data: PaperMarket | AlpacaMarketData  # the server's own market: for callers not signed in
+    paper_market: PaperMarket
     passwords: PasswordService
     access_tokens: AccessTokens
     vault: Vault
@@ -67,6 +70,18 @@ class Services:
     history: OrderHistory
     streams: StreamHub
     order_updates: OrderUpdates
+
+    def quote_source_of(self, broker: object) -> QuoteSource | None:
+        """Where the quotes of a broker's positions and contracts come from; None: the server's market."""
+        if isinstance(broker, AlpacaMarketData):
+            return broker  # the user's own keys and data plan
+        return None if self.settings.alpaca_api_key is None else self.paper_market
+
+    async def quotes_for(self, connection_id: str) -> QuoteSource | None:
+        broker = self.brokers.built(connection_id)
+        if broker is None:
+            broker = self.trading.broker(await self.trading.connection_by_id(connection_id))
+        return self.quote_source_of(broker)
 
 
 @asynccontextmanager
@@ -100,7 +115,9 @@ async def run_services(
     )
     vault = Vault(secrets.fernet_keys)
     limits = RateLimits.from_settings(settings)
-    market_data = PaperMarket(exchange)
+    paper_market = PaperMarket(exchange)
+    alpaca = alpaca_brokers(settings)
+    market_data = server_market(settings, alpaca) or paper_market
     order_updates = OrderUpdates()
     ledger_writer = LedgerWriter(sessions, now=clock.now, on_change=order_updates.publish)
     paper_brokers = PaperBrokers(exchange)
@@ -111,8 +128,9 @@ async def run_services(
             Family.STOCKS: settings.paper_stream_stock_symbols,
             Family.OPTIONS: settings.paper_stream_option_symbols,
         },
+        alpaca=alpaca,
         alpaca_streams=AlpacaStreams(
-            settings.alpaca_data_stream_url, settings.alpaca_stock_feed, settings.alpaca_option_feed
+            alpaca.endpoints.data_stream_url, alpaca.endpoints.stock_feed, alpaca.endpoints.option_feed
         ),
         decrypt=vault.decrypt,
     )
@@ -129,6 +147,7 @@ async def run_services(
         broker_timeout_seconds=settings.broker_timeout_seconds,
         now=clock.now,
     )
+    registry.resync = trading.sync_connection
     ledger_writer.start()
     paper_brokers.streams.start()
     try:
@@ -143,6 +162,7 @@ async def run_services(
             exchange=exchange,
             quote_source=market_data,
             market_data=market_data,
+            paper_market=paper_market,
             passwords=passwords,
             access_tokens=access_tokens,
             vault=vault,
@@ -175,12 +195,37 @@ async def run_services(
         await streams.close()
         await paper_brokers.streams.stop()
         await ledger_writer.stop()
-        registry.close()
+        await registry.close()
         if ticker is not None:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
         await engine.dispose()
+
+
+def alpaca_brokers(settings: Settings) -> AlpacaBrokers:
+    endpoints = AlpacaEndpoints(
+        trading_url=settings.alpaca_trading_url,
+        data_url=settings.alpaca_data_url,
+        trading_stream_url=settings.alpaca_trading_stream_url,
+        data_stream_url=settings.alpaca_data_stream_url,
+        stock_feed=settings.alpaca_stock_feed,
+        option_feed=settings.alpaca_option_feed,
+    )
+    return AlpacaBrokers(
+        endpoints,
+        policy=CallPolicy(timeout_seconds=settings.broker_timeout_seconds),
+        max_threads=settings.alpaca_max_threads,
+        requests_per_minute=settings.alpaca_requests_per_minute,
+    )
+
+
+def server_market(settings: Settings, alpaca: AlpacaBrokers) -> AlpacaMarketData | None:
+    """Alpaca's market data on the server's own keys, when it has them."""
+    if settings.alpaca_api_key is None or settings.alpaca_secret_key is None:
+        return None
+    keys = AlpacaKeys(settings.alpaca_api_key.get_secret_value(), settings.alpaca_secret_key.get_secret_value())
+    return AlpacaMarketData(alpaca.rest(keys), alpaca.endpoints)
 
 
 async def run_ticker(exchange: PaperExchange, tick_seconds: float) -> None:

@@ -96,11 +96,20 @@ class Settings(BaseSettings):
     portfolio_updates_per_second: float = Field(default=4.0, gt=0, le=50)
     websocket_keepalive_seconds: float = Field(default=15.0, gt=0, le=300)
 
+    # Alpaca: where it is (default: Alpaca itself; point them at `python -m server paper-exchange`
+    # to test), which feeds users' connections read, and how hard the server may call it.
     allow_live_trading: bool = False
     alpaca_trading_url: str | None = None
+    alpaca_data_url: str | None = None
+    alpaca_trading_stream_url: str | None = None
     alpaca_data_stream_url: str = "wss://stream.data.alpaca.markets"
     alpaca_stock_feed: Literal["iex", "sip"] = "iex"
     alpaca_option_feed: Literal["indicative", "opra"] = "indicative"
+    alpaca_requests_per_minute: int = Field(default=200, ge=11, le=10_000)
+    alpaca_max_threads: int = Field(default=8, ge=1, le=64)
+    # Server-level keys (as in the seed): when set, public market data comes from Alpaca.
+    alpaca_api_key: SecretStr | None = None
+    alpaca_secret_key: SecretStr | None = None
     broker_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
     @field_validator("allowed_origins", "trusted_proxies", mode="before")
@@ -121,6 +130,12 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _both_alpaca_keys(self) -> Settings:
+        if (self.alpaca_api_key is None) != (self.alpaca_secret_key is None):
+            raise ValueError("set both ALPACA_API_KEY and ALPACA_SECRET_KEY, or neither")
+        return self
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:

@@ -14,7 +14,7 @@ from starlette.websockets import WebSocket
 from strawberry.types import Info as StrawberryInfo
 
 from server.api.identity import ANONYMOUS, Authentication
-from server.api.market.loaders import QuoteLoader, quote_loader
+from server.api.market.loaders import QuoteLoaders, quote_loader
 from server.api.trading.loaders import EventsLoader, LegsLoader, events_loader, legs_loader
 from server.api.users.loaders import UserLoader, user_loader
 from server.services import Services
@@ -23,7 +23,7 @@ from server.users.audit import Actor
 
 @dataclass(frozen=True, slots=True)
 class Loaders:
-    quotes: QuoteLoader
+    quotes: QuoteLoaders
     users: UserLoader
     order_legs: LegsLoader
     order_events: EventsLoader

@@ -8,6 +8,7 @@ the client sees only "Unexpected error." with code INTERNAL_SERVER_ERROR and the
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Iterator
 from enum import StrEnum
@@ -22,7 +23,14 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
-from server.brokers.base import BrokerUnavailableError, NotFoundError, OrderRejectedError, UnknownSymbolError
+from server.brokers.base import (
+    BrokerAuthError,
+    BrokerRateLimitedError,
+    BrokerUnavailableError,
+    NotFoundError,
+    OrderRejectedError,
+    UnknownSymbolError,
+)
 from server.brokers.registry import UnsupportedBrokerError
 from server.brokers.streaming import FeedProblem
 from server.log import request_id_var
@@ -100,6 +108,10 @@ def _from_domain(error: Exception) -> ApiError | None:
         return ApiError(ErrorCode.NOT_FOUND, f"{error.what[:1].upper()}{error.what[1:]} not found.")
     if isinstance(error, OrderRejectedError):
         return bad_user_input(error.message)
+    if isinstance(error, BrokerAuthError):
+        return ApiError(ErrorCode.BROKER_AUTH_FAILED, "The broker refused this connection's API keys.")
+    if isinstance(error, BrokerRateLimitedError):
+        return rate_limited(max(1, math.ceil(error.retry_after or BUSY_RETRY_SECONDS)))
     if isinstance(error, BrokerUnavailableError):
         return ApiError(ErrorCode.BROKER_UNAVAILABLE, "The broker is unavailable; try again shortly.")
     if isinstance(error, InvalidOperationTypeError):

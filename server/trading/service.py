@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.brokers.base import Broker, BrokerUnavailableError, NotFoundError, OrderRejectedError
+from server.brokers.base import Broker, BrokerAuthError, BrokerUnavailableError, NotFoundError, OrderRejectedError
 from server.brokers.domain import (
     CLOSED_STATUS_VALUES,
     NEW_YORK,
@@ -111,6 +111,14 @@ class TradingService:
             raise NotFoundError("broker connection")
         return found
 
+    async def connection_by_id(self, connection_id: str) -> BrokerConnection:
+        """A connection found by its id alone: for rows already known to be the caller's."""
+        async with self._sessions() as session:
+            found = await session.get(BrokerConnection, connection_id)
+        if found is None:
+            raise NotFoundError("broker connection")
+        return found
+
     def broker(self, connection: BrokerConnection) -> Broker:
         return self._registry.broker_for(connection)
 
@@ -178,6 +186,9 @@ class TradingService:
             order = await self.call(broker.submit_order(request))
         except OrderRejectedError as error:
             problem = broker_refusal(error)
+            return OrderOutcome(await self._mark_rejected(row, problem), [problem])
+        except BrokerAuthError:  # refused at the door: the order certainly did not land
+            problem = UserProblem("BROKER_AUTH_FAILED", "The broker refused this connection's API keys.")
             return OrderOutcome(await self._mark_rejected(row, problem), [problem])
         except BrokerUnavailableError:
             logger.warning("order %s: no answer from the broker; left for reconciliation", row.id)
@@ -332,11 +343,11 @@ class TradingService:
                 (await session.exec(select(BrokerConnection).where(BrokerConnection.user_id == user_id))).all()
             )
         for connection in connections:
-            done = await self._sync_connection(connection)
+            done = await self.sync_connection(connection)
             checked, updated = checked + done.checked, updated + done.updated
         return SyncReport(checked, updated)
 
-    async def _sync_connection(self, connection: BrokerConnection) -> SyncReport:
+    async def sync_connection(self, connection: BrokerConnection) -> SyncReport:
         ref = ConnectionRef(connection.user_id, connection.id)
         broker = self.broker(connection)
         rows = await self._open_rows(connection.id)
@@ -376,7 +387,7 @@ class TradingService:
         checked = updated = 0
         for connection in connections:
             try:
-                done = await self._sync_connection(connection)
+                done = await self.sync_connection(connection)
             except Exception:
                 logger.exception("reconciling connection %s failed; its orders stay as they were", connection.id)
                 continue

@@ -12,6 +12,7 @@ fields of what the producers returned have asked for theirs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -23,14 +24,53 @@ from server.brokers.domain import Quote
 SETTLE_TICKS = 4
 
 
+class Producers:
+    """Resolvers at work fetching things that have quotes; every batch of the operation waits for them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    @asynccontextmanager
+    async def producing(self) -> AsyncIterator[None]:
+        self.count += 1
+        self.idle.clear()
+        try:
+            yield
+        finally:
+            self.count -= 1
+            if self.count == 0:
+                self.idle.set()
+
+
+class QuoteLoaders:
+    """One batch per quote source in an operation: the server's market by default, or a
+    broker's own (a user's Alpaca connection quotes from Alpaca, on that user's data plan)."""
+
+    def __init__(self, default: QuoteSource) -> None:
+        self._default = default
+        self._producers = Producers()
+        self._loaders: dict[int, QuoteLoader] = {}
+
+    def producing(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold the batches while this resolver fetches objects whose fields will want quotes."""
+        return self._producers.producing()
+
+    async def load(self, symbol: str, source: QuoteSource | None = None) -> Quote:
+        source = source or self._default
+        loader = self._loaders.get(id(source))
+        if loader is None:
+            loader = self._loaders[id(source)] = QuoteLoader(source, self._producers)
+        return await loader.load(symbol)
+
+
 class QuoteLoader:
-    def __init__(self, source: QuoteSource) -> None:
+    def __init__(self, source: QuoteSource, producers: Producers | None = None) -> None:
         self._source = source
         self._loaded: dict[str, asyncio.Future[Quote]] = {}
         self._waiting: dict[str, asyncio.Future[Quote]] = {}
-        self._producers = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._producers = producers or Producers()
         self._dispatcher: asyncio.Task[None] | None = None
 
     async def load(self, symbol: str) -> Quote:
@@ -41,32 +81,21 @@ class QuoteLoader:
             self._schedule()
         return await asyncio.shield(future)
 
-    @asynccontextmanager
-    async def producing(self) -> AsyncIterator[None]:
-        """Hold the batch while this resolver fetches objects whose fields will want quotes."""
-        self._producers += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self._producers -= 1
-            if self._producers == 0:
-                self._idle.set()
-
     def _schedule(self) -> None:
         if self._dispatcher is None or self._dispatcher.done():
             self._dispatcher = asyncio.create_task(self._dispatch())
 
     async def _dispatch(self) -> None:
         quiet = 0
+        producers = self._producers
         while quiet < SETTLE_TICKS:
-            if self._producers:
-                await self._idle.wait()
+            if producers.count:
+                await producers.idle.wait()
                 quiet = 0
                 continue
             asked = len(self._waiting)
             await asyncio.sleep(0)
-            quiet = quiet + 1 if len(self._waiting) == asked and not self._producers else 0
+            quiet = quiet + 1 if len(self._waiting) == asked and not producers.count else 0
         batch, self._waiting = self._waiting, {}
         await self._fetch(list(batch), batch)
         if self._waiting:  # asked for while the batch was out
@@ -99,5 +128,5 @@ class QuoteLoader:
             return dict(await self._source.get_quotes(known)) if known else {}
 
 
-def quote_loader(source: QuoteSource) -> QuoteLoader:
-    return QuoteLoader(source)
+def quote_loader(source: QuoteSource) -> QuoteLoaders:
+    return QuoteLoaders(source)

@@ -157,6 +157,6 @@ class Subscription:
         )
         try:
             async for snapshot in _until_expiry(info, claims, watch.updates()):
-                yield PortfolioUpdate.from_snapshot(snapshot, connection.id)
+                yield PortfolioUpdate.from_snapshot(snapshot, connection.id, services.quote_source_of(broker))
         finally:
             orders.close()

@@ -16,6 +16,7 @@ import strawberry
 from server.api.market.types import Quote
 from server.api.trading.types import Account, Order, Position
 from server.brokers import domain
+from server.brokers.base import QuoteSource
 from server.streams.portfolio import PortfolioSnapshot
 from server.trading.ledger import OrderChange
 
@@ -92,10 +93,12 @@ class PortfolioUpdate:
     timestamp: datetime
 
     @classmethod
-    def from_snapshot(cls, snapshot: PortfolioSnapshot, connection_id: str) -> PortfolioUpdate:
+    def from_snapshot(
+        cls, snapshot: PortfolioSnapshot, connection_id: str, quote_source: QuoteSource | None = None
+    ) -> PortfolioUpdate:
         return cls(
             account=Account.from_model(snapshot.account, connection_id),
-            positions=[Position.from_model(position) for position in snapshot.positions],
+            positions=[Position.from_model(position, quote_source) for position in snapshot.positions],
             equity=snapshot.equity,
             market_value=snapshot.market_value,
             unrealized_pl=snapshot.unrealized_pl,

@@ -25,6 +25,7 @@ from server.api.trading.types import (
     Position,
 )
 from server.brokers import domain
+from server.brokers.alpaca.broker import AlpacaMarketData
 from server.brokers.base import Broker
 from server.brokers.paper.market_data import PaperMarket
 from server.trading.history import InvalidCursorError, OrderFilter, StatusFilter
@@ -40,7 +41,7 @@ async def user_broker(info: Info, connection_id: strawberry.ID | None) -> tuple[
     return connection.id, trading.broker(connection)
 
 
-async def market(info: Info, connection_id: strawberry.ID | None) -> Broker | PaperMarket:
+async def market(info: Info, connection_id: strawberry.ID | None) -> Broker | PaperMarket | AlpacaMarketData:
     """Market information: the caller's broker when signed in, else the server's own market."""
     if connection_id is not None or info.context.auth.claims is not None:
         return (await user_broker(info, connection_id))[1]
@@ -60,14 +61,16 @@ class TradingQuery:
         async with info.context.loaders.quotes.producing():
             _, broker = await user_broker(info, connection_id)
             positions = await info.context.services.trading.call(broker.list_positions())
-            return [Position.from_model(position) for position in positions]
+            source = info.context.services.quote_source_of(broker)
+            return [Position.from_model(position, source) for position in positions]
 
     @strawberry.field(description="The position in one symbol; null when there is none.")
     async def position(self, info: Info, symbol: str, connection_id: strawberry.ID | None = None) -> Position | None:
         async with info.context.loaders.quotes.producing():
             _, broker = await user_broker(info, connection_id)
             found = await info.context.services.trading.call(broker.get_position(normalize_symbol(symbol)))
-            return Position.from_model(found) if found is not None else None
+            source = info.context.services.quote_source_of(broker)
+            return Position.from_model(found, source) if found is not None else None
 
     @strawberry.field(description="Your orders from the ledger, newest first, in pages.")
     async def orders(
@@ -160,8 +163,9 @@ class TradingQuery:
             chain = await info.context.services.trading.call(
                 source.option_chain(symbol, expiration=expiration, option_type=kind)
             )
+            quotes = info.context.services.quote_source_of(source)
             return [
-                OptionContract.from_model(contract)
+                OptionContract.from_model(contract, quotes)
                 for contract in chain
                 if (min_strike is None or contract.strike >= min_strike)
                 and (max_strike is None or contract.strike <= max_strike)

@@ -12,7 +12,7 @@ from server.api.context import Info
 from server.api.market.types import Quote
 from server.api.users.types import UserError
 from server.brokers import domain
-from server.brokers.base import UnknownSymbolError
+from server.brokers.base import QuoteSource, UnknownSymbolError
 from server.models import Order as OrderRow
 from server.models import OrderEvent as OrderEventRow
 from server.trading.history import StatusFilter, encode_cursor
@@ -29,10 +29,11 @@ OptionType = strawberry.enum(domain.OptionType, name="OptionType")
 OrderStatusFilter = strawberry.enum(StatusFilter, name="OrderStatusFilter", description="Open, closed or all orders.")
 
 
-async def load_quote(info: Info, symbol: str) -> Quote | None:
-    """The symbol's quote from the request's one batch; null when the market no longer lists it."""
+async def load_quote(info: Info, symbol: str, source: QuoteSource | None = None) -> Quote | None:
+    """The symbol's quote from the request's batch for `source` (None: the server's market);
+    null when the market no longer lists it."""
     try:
-        return Quote.from_model(await info.context.loaders.quotes.load(symbol))
+        return Quote.from_model(await info.context.loaders.quotes.load(symbol, source))
     except UnknownSymbolError:
         return None
 
@@ -93,13 +94,14 @@ class Position:
     unrealized_pl: Decimal | None
     unrealized_plpc: Decimal | None = strawberry.field(description="Unrealized P&L as a fraction of the cost.")
     multiplier: int
+    quote_source: strawberry.Private[QuoteSource | None] = None
 
     @strawberry.field(description="The latest quote (batched with every other quote of the request).")
     async def quote(self, info: Info) -> Quote | None:
-        return await load_quote(info, self.symbol)
+        return await load_quote(info, self.symbol, self.quote_source)
 
     @classmethod
-    def from_model(cls, position: domain.Position) -> Position:
+    def from_model(cls, position: domain.Position, quote_source: QuoteSource | None = None) -> Position:
         return cls(
             symbol=position.symbol,
             asset_class=position.asset_class,
@@ -112,6 +114,7 @@ class Position:
             unrealized_pl=position.unrealized_pl,
             unrealized_plpc=position.unrealized_plpc,
             multiplier=position.multiplier,
+            quote_source=quote_source,
         )
 
 
@@ -170,7 +173,7 @@ class Order:
 
     @strawberry.field(description="The latest quote of the order's symbol.")
     async def quote(self, info: Info) -> Quote | None:
-        return await load_quote(info, self.symbol)
+        return await load_quote(info, self.symbol, await info.context.services.quotes_for(str(self.connection_id)))
 
     @strawberry.field(description="Exit legs of a bracket, OCO or OTO order.")
     async def legs(self, info: Info) -> list[Order]:
@@ -298,13 +301,14 @@ class OptionContract:
     multiplier: int
     implied_volatility: float | None
     greeks: Greeks | None
+    quote_source: strawberry.Private[QuoteSource | None] = None
 
     @strawberry.field(description="The contract's latest quote.")
     async def quote(self, info: Info) -> Quote | None:
-        return await load_quote(info, self.symbol)
+        return await load_quote(info, self.symbol, self.quote_source)
 
     @classmethod
-    def from_model(cls, contract: domain.OptionContract) -> OptionContract:
+    def from_model(cls, contract: domain.OptionContract, quote_source: QuoteSource | None = None) -> OptionContract:
         greeks = contract.greeks
         return cls(
             symbol=contract.symbol,
@@ -323,6 +327,7 @@ class OptionContract:
             )
             if greeks
             else None,
+            quote_source=quote_source,
         )
 
 

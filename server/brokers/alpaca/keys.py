@@ -15,6 +15,7 @@ import requests
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 
+from server.brokers.alpaca.rest import tame
 from server.threads import WorkerSlots, WorkerTimeoutError
 
 logger = logging.getLogger(__name__)
@@ -50,8 +51,5 @@ class AlpacaKeyChecker:
 
     def _fetch_account(self, api_key: str, secret_key: str, *, paper: bool) -> None:
         client = TradingClient(api_key, secret_key, paper=paper, url_override=self._trading_url)
-        # No public knobs for these: retries are the caller's to make (never by sleeping
-        # in a pool thread), and requests waits forever unless told otherwise.
-        client._retry = 0
-        client._session.request = partial(client._session.request, timeout=self._timeout)  # type: ignore[method-assign]
+        tame(client, self._timeout)
         client.get_account()
