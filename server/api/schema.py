@@ -17,6 +17,7 @@ from server.api.market.queries import MarketQuery
 from server.api.scalars import DecimalScalar
 from server.api.streams.execution import SubscriptionExecutor
 from server.api.streams.subscriptions import Subscription
+from server.api.trading.connection_test import ConnectionTestQuery
 from server.api.trading.mutations import TradingMutation
 from server.api.trading.queries import TradingQuery
 from server.api.users.admin import AdminMutation, AdminQuery
@@ -25,7 +26,7 @@ from server.api.users.queries import AccountQuery
 
 
 @strawberry.type
-class Query(MarketQuery, TradingQuery, AccountQuery, AdminQuery):
+class Query(MarketQuery, TradingQuery, ConnectionTestQuery, AccountQuery, AdminQuery):
     pass
 
 

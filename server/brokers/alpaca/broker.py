@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date
 from functools import partial
+from uuid import UUID
 
 from aiolimiter import AsyncLimiter
 from alpaca.common.enums import Sort
@@ -238,7 +239,8 @@ class AlpacaBroker(AlpacaMarketData):
             raise OrderRejectedError(f"{missing.what} not found", field="symbol") from None
 
     async def get_order(self, order_id: str) -> Order:
-        return convert.order(await self._rest.call(lambda c: c.trading.get_order_by_id(order_id)))
+        key = _order_key(order_id)
+        return convert.order(await self._rest.call(lambda c: c.trading.get_order_by_id(key)))
 
     async def get_order_by_client_id(self, client_order_id: str) -> Order | None:
         try:
@@ -247,7 +249,8 @@ class AlpacaBroker(AlpacaMarketData):
             return None
 
     async def list_orders(self, *, open_only: bool) -> list[Order]:
-        """Every order (or every open one), oldest first, legs listed as orders of their own."""
+        """Every order (or every open one), newest first (as Alpaca and the paper exchange list
+        them), legs listed as orders of their own."""
         status = QueryOrderStatus.OPEN if open_only else QueryOrderStatus.ALL
         orders: dict[str, Order] = {}
         until = None
@@ -260,16 +263,18 @@ class AlpacaBroker(AlpacaMarketData):
             until = min(o.submitted_at for o in page)
         else:
             logger.warning("order list cut at %d pages", MAX_ORDER_PAGES)
-        return sorted(orders.values(), key=lambda o: (o.created_at, o.id))
+        return sorted(orders.values(), key=lambda o: (o.created_at, o.id), reverse=True)
 
     async def cancel_order(self, order_id: str) -> Order:
-        await self._rest.call(lambda c: c.trading.cancel_order_by_id(order_id))
+        key = _order_key(order_id)
+        await self._rest.call(lambda c: c.trading.cancel_order_by_id(key))
         return await self.get_order(order_id)
 
     async def replace_order(self, order_id: str, change: ReplaceRequest) -> Order:
+        key = _order_key(order_id)
         body = convert.replace_request(change)
         return convert.order(
-            await self._rest.call(lambda c: c.trading.replace_order_by_id(order_id, body), retry_failures=False)
+            await self._rest.call(lambda c: c.trading.replace_order_by_id(key, body), retry_failures=False)
         )
 
     def on_trade_update(self, listener: TradeUpdateListener) -> Callable[[], None]:
@@ -289,6 +294,14 @@ class AlpacaBroker(AlpacaMarketData):
     async def close(self) -> None:
         self._listeners.clear()
         await self._stream.stop()
+
+
+def _order_key(order_id: str) -> UUID:
+    """Alpaca's order ids are UUIDs, and alpaca-py refuses any other id before asking: such an id names no order."""
+    try:
+        return UUID(order_id)
+    except ValueError:
+        raise NotFoundError("order") from None
 
 
 def _orders(request: GetOrdersRequest, clients: AlpacaClients) -> list:

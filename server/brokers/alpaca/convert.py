@@ -15,6 +15,7 @@ from alpaca.data import models as data_models
 from alpaca.trading import enums as alpaca_enums
 from alpaca.trading import models as trading
 from alpaca.trading import requests as alpaca_requests
+from pydantic import ValidationError
 
 from server.brokers.base import OrderRejectedError
 from server.brokers.domain import (
@@ -43,6 +44,14 @@ from server.brokers.paper.options import parse_occ
 
 ZERO = Decimal(0)
 _ORDER_CLASSES = {item.value: item for item in OrderClass}
+# The prices alpaca-py's request model for each order type sends; it has no field for the others.
+_TYPE_PRICES: dict[OrderType, frozenset[str]] = {
+    OrderType.MARKET: frozenset(),
+    OrderType.LIMIT: frozenset({"limit_price"}),
+    OrderType.STOP: frozenset({"stop_price"}),
+    OrderType.STOP_LIMIT: frozenset({"stop_price", "limit_price"}),
+    OrderType.TRAILING_STOP: frozenset({"trail_price", "trail_percent"}),
+}
 
 
 def decimal(value: object) -> Decimal:
@@ -115,16 +124,16 @@ def trade_update(model: trading.TradeUpdate) -> TradeUpdate:
 
 
 def position(model: trading.Position) -> Position:
-    qty = decimal(model.qty)
+    """Alpaca signs a short's qty and cost basis (both negative); the domain's are unsigned,
+    the side says which way. Market value and P&L keep their signs."""
     asset_class = AssetClass(_value(model.asset_class))
-    side = PositionSide(_value(model.side))
     return Position(
         symbol=model.symbol,
         asset_class=asset_class,
-        qty=abs(qty) if side is PositionSide.LONG else -abs(qty),
-        side=side,
+        qty=abs(decimal(model.qty)),
+        side=PositionSide(_value(model.side)),
         avg_entry_price=decimal(model.avg_entry_price),
-        cost_basis=decimal(model.cost_basis),
+        cost_basis=abs(decimal(model.cost_basis)),
         current_price=maybe_decimal(model.current_price) or ZERO,
         market_value=maybe_decimal(model.market_value) or ZERO,
         unrealized_pl=maybe_decimal(model.unrealized_pl) or ZERO,
@@ -232,7 +241,22 @@ def _price(value: Decimal | None) -> float | None:
 
 
 def order_request(request: OrderRequest) -> alpaca_requests.OrderRequest:
-    """The order as alpaca-py's request model (which sends its numbers as JSON floats)."""
+    """The order as alpaca-py's request model (which sends its numbers as JSON floats).
+
+    Raises OrderRejectedError (422) for an order the model refuses, or one carrying a price
+    its type's model has no field for (sent without it, it would be another order)."""
+    for name in ("limit_price", "stop_price", "trail_price", "trail_percent"):
+        if getattr(request, name) is not None and name not in _TYPE_PRICES[request.type]:
+            raise OrderRejectedError(f"{name} is not allowed for {request.type} orders", field=name)
+    try:
+        return _order_model(request)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        raise OrderRejectedError(first["msg"].removeprefix("Value error, "), field=field) from None
+
+
+def _order_model(request: OrderRequest) -> alpaca_requests.OrderRequest:
     fields: dict[str, object] = {
         "symbol": request.symbol,
         "side": alpaca_enums.OrderSide(request.side.value),

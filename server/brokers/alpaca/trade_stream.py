@@ -5,7 +5,7 @@ loop's thread deadlocks, and a refused key is retried forever in silence (ALPACA
 This client is a task on the server's loop: it signs in, listens to trade_updates,
 parses each event into alpaca-py's own TradeUpdate model (so the wire is judged by
 alpaca-py) and hands the domain update on. A dropped connection is reconnected with
-backoff and jitter; after every reconnect `on_resume` runs, so the caller can fetch
+backoff and jitter; each time it is listening `on_resume` runs, so the caller can fetch
 what changed while nobody was listening. Refused keys are logged at each attempt and
 retried slowly, never in a tight loop; stopping takes well under a second.
 """
@@ -124,7 +124,7 @@ class TradeUpdatesStream:
                 await self._sign_in(websocket)
             self.refused = False
             self.connects += 1
-            if self.connects > 1 and self._on_resume is not None:
+            if self._on_resume is not None:  # also the first time: orders may have moved before it was up
                 resume = asyncio.create_task(self._resume(), name="alpaca-trade-updates-resume")
                 self._resuming.add(resume)
                 resume.add_done_callback(self._resuming.discard)

@@ -18,6 +18,7 @@ from server.brokers.domain import (
     MarketClock,
     Order,
     Position,
+    PositionSide,
     Quote,
     Trade,
     TradeUpdate,
@@ -117,6 +118,8 @@ def account(item: Account) -> dict[str, Any]:
 
 
 def position(item: Position, exchange: str) -> dict[str, Any]:
+    """Alpaca signs a short's qty and cost basis (negative); the domain's are unsigned."""
+    sign = -1 if item.side is PositionSide.SHORT else 1
     return {
         "asset_id": asset_id(item.symbol),
         "symbol": item.symbol,
@@ -124,11 +127,11 @@ def position(item: Position, exchange: str) -> dict[str, Any]:
         "asset_class": item.asset_class.value,
         "asset_marginable": item.multiplier == 1,
         "avg_entry_price": _s(item.avg_entry_price),
-        "qty": _s(item.qty),
-        "qty_available": _s(item.qty),
+        "qty": _s(sign * item.qty),
+        "qty_available": _s(sign * item.qty),
         "side": item.side.value,
         "market_value": _s(item.market_value),
-        "cost_basis": _s(item.cost_basis),
+        "cost_basis": _s(sign * item.cost_basis),
         "unrealized_pl": _s(item.unrealized_pl),
         "unrealized_plpc": _s(item.unrealized_plpc),
         "unrealized_intraday_pl": _s(item.unrealized_pl),
