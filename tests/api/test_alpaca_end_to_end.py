@@ -19,7 +19,7 @@ from server.brokers.paper.clock import ManualClock
 from tests.utils.accounts import SignedIn, register
 from tests.utils.facade import KEY_ID, SECRET_KEY, Facade, serve_facade
 from tests.utils.paper import paper_world
-from tests.utils.streams import StreamingServer, Stream, eventually, streaming_server, ws_session
+from tests.utils.streams import Stream, StreamingServer, eventually, streaming_server, ws_session
 from tests.utils.trading import CANCEL, PLACE
 
 pytestmark = pytest.mark.anyio
@@ -28,7 +28,7 @@ TEST_CONNECTION = """{ testConnection { connection { kind isDefault } reachable 
   marketData marketOpen stockFeed optionFeed problemCode } }"""
 POSITIONS = "{ positions { symbol qty side quote { symbol bidPrice askPrice } } account { cash realizedPl } }"
 ORDER_UPDATES = "subscription { orderUpdates { event order { id clientOrderId status filledQty } } }"
-QUOTES = "subscription { quotes(symbols: [\"AAPL\"]) { symbol bidPrice askPrice timestamp } }"
+QUOTES = 'subscription { quotes(symbols: ["AAPL"]) { symbol bidPrice askPrice timestamp } }'
 
 
 @dataclass
@@ -87,7 +87,8 @@ async def test_test_connection_reports_the_alpaca_account_and_feed(world: Alpaca
         "optionFeed": "indicative",
         "problemCode": None,
     }
-    assert paper["reachable"] and paper["stockFeed"] == "paper"
+    assert paper["reachable"]
+    assert paper["stockFeed"] == "paper"
 
 
 async def test_revoked_keys_show_in_test_connection_with_a_code(world: AlpacaWorld) -> None:
@@ -98,7 +99,8 @@ async def test_revoked_keys_show_in_test_connection_with_a_code(world: AlpacaWor
     assert alpaca["problemCode"] == "BROKER_AUTH_FAILED"
     answer = await _raw(world, "{ account { cash } }")  # on a plain query: a coded GraphQL error
     assert answer["errors"][0]["extensions"]["code"] == "BROKER_AUTH_FAILED"
-    assert KEY_ID not in str(answer) and SECRET_KEY not in str(answer)
+    assert KEY_ID not in str(answer)
+    assert SECRET_KEY not in str(answer)
 
 
 async def _raw(world: AlpacaWorld, query: str) -> dict[str, Any]:
