@@ -196,6 +196,7 @@ async def run_services(
         await paper_brokers.streams.stop()
         await ledger_writer.stop()
         await registry.close()
+        alpaca.close()
         if ticker is not None:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

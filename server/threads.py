@@ -9,7 +9,9 @@ The timeout covers both the wait for a slot and the wait for the result.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -20,16 +22,22 @@ class WorkerTimeoutError(Exception):
 
 
 class WorkerSlots:
-    def __init__(self, limit: int, *, timeout_seconds: float) -> None:
+    def __init__(self, limit: int, *, timeout_seconds: float, executor: Executor | None = None) -> None:
+        """`executor`: threads of one's own, so jobs that hang for their whole timeout never
+        take the loop's default executor from everything else that uses it."""
         self._slots = asyncio.Semaphore(limit)
         self._timeout = timeout_seconds
+        self._executor = executor
 
     async def run(self, function: Callable[..., T], *args: object) -> T:
         try:
             await asyncio.wait_for(self._slots.acquire(), self._timeout)
         except TimeoutError:
             raise WorkerTimeoutError from None
-        job = asyncio.ensure_future(asyncio.to_thread(function, *args))
+        if self._executor is None:
+            job = asyncio.ensure_future(asyncio.to_thread(function, *args))
+        else:
+            job = asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(function, *args))
         job.add_done_callback(self._finished)
         try:
             return await asyncio.wait_for(asyncio.shield(job), self._timeout)

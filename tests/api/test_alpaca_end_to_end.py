@@ -6,6 +6,7 @@ cancel, and the orderUpdates and quotes subscriptions."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -54,6 +55,7 @@ async def world(tmp_path: Path, clock: ManualClock) -> AsyncIterator[AlpacaWorld
             "alpaca_data_url": facade.url,
             "alpaca_data_stream_url": f"ws://{facade.address}",
             "stream_grace_seconds": 0,
+            "broker_timeout_seconds": 2,
         }
         async with streaming_server(tmp_path / "data", clock, **settings) as server:
             user = await register(server.http, "ada", alpacaApiKey=KEY_ID, alpacaSecretKey=SECRET_KEY)
@@ -161,3 +163,25 @@ async def _next_while_stepping(stream: Stream, facade: Facade) -> dict[str, Any]
                 return await stream.next(within=STEP_WAIT_SECONDS)
             except TimeoutError:
                 facade.world.step()
+
+
+async def test_a_slow_and_failing_alpaca_broker_never_stalls_another_users_paper_quotes(world: AlpacaWorld) -> None:
+    """Faults on one user's Alpaca broker (latency, 429s, 5xx, a hang) while another user
+    quotes on a paper connection: the paper quotes stay fast, so the loop never blocked."""
+    await _listening(world)
+    bob = await register(world.server.http, "bob")
+    faults = world.facade.faults
+    faults.latency_seconds, faults.errors_429, faults.errors_5xx, faults.hangs = 0.2, 3, 3, 2
+    alpaca_load = asyncio.gather(*(_raw(world, "{ account { cash } positions { symbol } }") for _ in range(12)))
+    latencies = []
+    for _ in range(60):
+        started = time.perf_counter()
+        result = await world.server.run(bob, '{ quote(symbol: "AAPL") { bidPrice } }')
+        latencies.append(time.perf_counter() - started)
+        assert result["quote"]["bidPrice"]
+    answers = await alpaca_load
+    latencies.sort()
+    assert latencies[int(len(latencies) * 0.99) - 1] < 0.1, latencies[-5:]
+    for answer in answers:  # each Alpaca request ends in data or a coded error, never a 500
+        codes = {error["extensions"]["code"] for error in answer.get("errors", [])}
+        assert codes <= {"BROKER_UNAVAILABLE", "RATE_LIMITED"}, answer

@@ -27,6 +27,7 @@ from server.brokers.base import (
 )
 from server.brokers.domain import (
     AssetClass,
+    OptionContract,
     OptionType,
     Order,
     OrderClass,
@@ -257,7 +258,12 @@ async def test_option_chain_filters(subject: Subject) -> None:
 async def test_a_new_account(subject: Subject) -> None:
     account = await subject.broker.get_account()
     truth = subject.exchange.account(subject.world.account_id)
-    assert (account.status, account.currency, account.multiplier, account.shorting_enabled) == ("ACTIVE", "USD", 2, True)
+    assert (account.status, account.currency, account.multiplier, account.shorting_enabled) == (
+        "ACTIVE",
+        "USD",
+        2,
+        True,
+    )
     assert (account.cash, account.buying_power, account.equity, account.portfolio_value) == (
         STARTING_CASH,
         2 * STARTING_CASH,
@@ -354,7 +360,12 @@ async def test_market_order_fills_at_the_ask(subject: Subject) -> None:
         ask,
         None,
     )
-    assert (order.limit_price, order.stop_price, order.client_order_id, order.legs) == (None, None, "contract-market", ())
+    assert (order.limit_price, order.stop_price, order.client_order_id, order.legs) == (
+        None,
+        None,
+        "contract-market",
+        (),
+    )
     assert order.filled_at == MARKET_OPEN
     assert order == subject.truth(order.id)
     assert await subject.broker.get_order(order.id) == order
@@ -836,8 +847,8 @@ async def test_both_adapters_report_the_same_world() -> None:
         await eventually(lambda: alpaca.stream.connects >= 1, WAIT_SECONDS)
         brokers: tuple[Broker, Broker] = (paper, alpaca)
 
-        def key(contract: object) -> tuple[object, ...]:
-            return (contract.expiration, contract.strike, contract.type.value)  # type: ignore[attr-defined]
+        def key(contract: OptionContract) -> tuple[date, Decimal, str]:
+            return (contract.expiration, contract.strike, contract.type.value)
 
         paper_chain, alpaca_chain = [
             sorted(await b.option_chain("AAPL", expiration=EXPIRATION), key=key) for b in brokers
@@ -889,4 +900,3 @@ async def test_both_adapters_report_the_same_world() -> None:
 
         await eventually(lambda: len(alpaca_updates) >= len(paper_updates), WAIT_SECONDS)
         assert alpaca_updates == paper_updates
-

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from functools import partial
 from uuid import UUID
@@ -84,8 +85,13 @@ class AlpacaBrokers:
         self.endpoints = endpoints
         self.policy = policy
         self._requests_per_minute = requests_per_minute
-        self._workers = WorkerSlots(max_threads, timeout_seconds=policy.timeout_seconds + 1)
+        self._threads = ThreadPoolExecutor(max_threads, thread_name_prefix="alpaca")
+        self._workers = WorkerSlots(max_threads, timeout_seconds=policy.timeout_seconds + 1, executor=self._threads)
         self._limiters: dict[str, AsyncLimiter] = {}
+
+    def close(self) -> None:
+        """Stop taking jobs; a thread still waiting on Alpaca ends at its request timeout."""
+        self._threads.shutdown(wait=False, cancel_futures=True)
 
     def rest(self, keys: AlpacaKeys) -> AlpacaRest:
         limiter = self._limiters.get(keys.api_key)

@@ -174,7 +174,7 @@ class AlpacaRest:
             try:
                 async with asyncio.timeout_at(deadline):
                     await self._limiter.acquire()
-                return await self._attempt(action)
+                    return await self._attempt(action)
             except TimeoutError:
                 raise BrokerUnavailableError("the broker did not answer in time") from None
             except _Retry as retry:
