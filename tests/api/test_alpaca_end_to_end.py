@@ -185,3 +185,19 @@ async def test_a_slow_and_failing_alpaca_broker_never_stalls_another_users_paper
     for answer in answers:  # each Alpaca request ends in data or a coded error, never a 500
         codes = {error["extensions"]["code"] for error in answer.get("errors", [])}
         assert codes <= {"BROKER_UNAVAILABLE", "RATE_LIMITED"}, answer
+
+
+async def test_server_level_keys_serve_public_market_data_from_alpaca(tmp_path: Path, clock: ManualClock) -> None:
+    async with serve_facade(paper_world()) as facade:
+        settings = {
+            "alpaca_trading_url": facade.url,
+            "alpaca_data_url": facade.url,
+            "alpaca_api_key": KEY_ID,
+            "alpaca_secret_key": SECRET_KEY,
+        }
+        async with streaming_server(tmp_path / "data", clock, **settings) as server:
+            facade.world.step(times=3)  # the facade's market moves; the server's own paper market does not
+            response = await server.http.post("/graphql", json={"query": '{ quote(symbol: "AAPL") { bidPrice } }'})
+            quote = response.json()["data"]["quote"]
+            assert quote["bidPrice"] == format(facade.world.exchange.quote("AAPL").bid_price, "f")
+            assert quote["bidPrice"] != format(server.services.paper_market._exchange.quote("AAPL").bid_price, "f")

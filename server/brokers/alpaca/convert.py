@@ -43,6 +43,8 @@ from server.brokers.domain import (
 from server.brokers.paper.options import parse_occ
 
 ZERO = Decimal(0)
+ONE = Decimal(1)
+CENT = Decimal("0.01")
 _ORDER_CLASSES = {item.value: item for item in OrderClass}
 # The prices alpaca-py's request model for each order type sends; it has no field for the others.
 _TYPE_PRICES: dict[OrderType, frozenset[str]] = {
@@ -56,6 +58,19 @@ _TYPE_PRICES: dict[OrderType, frozenset[str]] = {
 
 def decimal(value: object) -> Decimal:
     return Decimal(str(value))
+
+
+def price(value: object) -> Decimal:
+    """A market-data price: alpaca-py hands them over as floats, so 230.00 arrives as 230.0;
+    cents are put back so a price reads the same from every broker."""
+    amount = Decimal(str(value))
+    exponent = amount.as_tuple().exponent
+    return amount.quantize(CENT) if isinstance(exponent, int) and exponent > -2 else amount
+
+
+def size(value: object) -> Decimal:
+    amount = Decimal(str(value))
+    return amount.quantize(ONE) if amount == amount.to_integral_value() else amount
 
 
 def maybe_decimal(value: object) -> Decimal | None:
@@ -204,10 +219,10 @@ def option_asset(model: trading.OptionContract) -> Asset:
 def quote(symbol: str, model: data_models.Quote) -> Quote:
     return Quote(
         symbol=symbol,
-        bid_price=decimal(model.bid_price),
-        bid_size=decimal(model.bid_size),
-        ask_price=decimal(model.ask_price),
-        ask_size=decimal(model.ask_size),
+        bid_price=price(model.bid_price),
+        bid_size=size(model.bid_size),
+        ask_price=price(model.ask_price),
+        ask_size=size(model.ask_size),
         timestamp=utc(model.timestamp),
     )
 

@@ -20,13 +20,13 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import msgpack
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from server.brokers.alpaca.convert import price, size
 from server.brokers.domain import Bar, Quote, Trade
 from server.brokers.streaming import (
     Channel,
@@ -58,10 +58,6 @@ MESSAGES = {
 }
 
 
-def _decimal(value: Any) -> Decimal:
-    return Decimal(str(value))
-
-
 def _time(value: Any) -> datetime:
     if isinstance(value, msgpack.Timestamp):
         return value.to_datetime()
@@ -75,30 +71,30 @@ def parse_event(message: dict[str, Any]) -> tuple[Channel, MarketEvent] | None:
     if kind == "q":
         return Channel.QUOTES, Quote(
             symbol=symbol,
-            bid_price=_decimal(message["bp"]),
-            bid_size=_decimal(message["bs"]),
-            ask_price=_decimal(message["ap"]),
-            ask_size=_decimal(message["as"]),
+            bid_price=price(message["bp"]),
+            bid_size=size(message["bs"]),
+            ask_price=price(message["ap"]),
+            ask_size=size(message["as"]),
             timestamp=_time(message["t"]),
         )
     if kind == "t":
         return Channel.TRADES, Trade(
             symbol=symbol,
-            price=_decimal(message["p"]),
-            size=_decimal(message["s"]),
+            price=price(message["p"]),
+            size=size(message["s"]),
             timestamp=_time(message["t"]),
             trade_id=int(message.get("i") or 0),
         )
     if kind == "b":
         return Channel.BARS, Bar(
             symbol=symbol,
-            open=_decimal(message["o"]),
-            high=_decimal(message["h"]),
-            low=_decimal(message["l"]),
-            close=_decimal(message["c"]),
-            volume=_decimal(message["v"]),
+            open=price(message["o"]),
+            high=price(message["h"]),
+            low=price(message["l"]),
+            close=price(message["c"]),
+            volume=size(message["v"]),
             trade_count=int(message.get("n") or 0),
-            vwap=_decimal(message.get("vw") or message["c"]),
+            vwap=price(message.get("vw") or message["c"]),
             timestamp=_time(message["t"]),
         )
     return None
