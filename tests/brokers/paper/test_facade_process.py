@@ -26,6 +26,7 @@ def test_paper_exchange_process_serves_alpaca_py(tmp_path: Path) -> None:
             MarketOrderRequest(symbol="AAPL", qty=2, side=OrderSide.BUY, time_in_force=TimeInForce.DAY)
         )
         positions = trading.get_all_positions()
+        account = trading.get_account()  # a key without an account id still gets a UUID id
         other = TradingClient("PKFILE", "file-secret", paper=True, url_override=server.base_url).get_all_positions()
         data = StockHistoricalDataClient("PKFILE", "file-secret", url_override=server.base_url)
         quotes = data.get_stock_latest_quote(StockLatestQuoteRequest(symbol_or_symbols=["AAPL", "SPY"]))
@@ -33,6 +34,7 @@ def test_paper_exchange_process_serves_alpaca_py(tmp_path: Path) -> None:
             TradingClient("PKCLI", "wrong", paper=True, url_override=server.base_url).get_account()
     assert order.status is OrderStatus.FILLED
     assert [p.symbol for p in positions] == ["AAPL"]
+    assert account.status.value == "ACTIVE"
     assert other == []  # each key has its own account
     assert set(quotes) == {"AAPL", "SPY"}
     assert refused.value.status_code == 401

@@ -27,6 +27,7 @@ from server.brokers.paper.options import ContractSpec
 from server.brokers.paper.universe import AssetSpec
 
 # Asset ids must be UUIDs; deriving them from the symbol keeps them stable across restarts.
+_ACCOUNT_NAMESPACE = uuid.UUID("6f1d3c52-8a0e-4d4b-9d8e-2f7a1c3b5e90")
 _ASSET_NAMESPACE = uuid.UUID("6f1a4d3e-0c7b-4f8e-9d2a-5b3c1e0f7a91")
 QUOTE_EXCHANGE = "V"  # IEX's code on Alpaca's feed
 TRADE_CONDITIONS = ["@"]
@@ -34,6 +35,14 @@ TRADE_CONDITIONS = ["@"]
 
 def asset_id(symbol: str) -> str:
     return str(uuid.uuid5(_ASSET_NAMESPACE, symbol))
+
+
+def account_id(name: str) -> str:
+    """Alpaca's account ids are UUIDs (alpaca-py refuses others); a named account gets a stable one."""
+    try:
+        return str(uuid.UUID(name))
+    except ValueError:
+        return str(uuid.uuid5(_ACCOUNT_NAMESPACE, name))
 
 
 def _s(value: Decimal | None) -> str | None:
@@ -87,7 +96,7 @@ def order(item: Order) -> dict[str, Any]:
 
 def account(item: Account) -> dict[str, Any]:
     return {
-        "id": item.id,
+        "id": account_id(item.id),
         "account_number": item.account_number,
         "status": item.status,
         "crypto_status": "INACTIVE",
