@@ -133,6 +133,7 @@ async def run_services(
             alpaca.endpoints.data_stream_url, alpaca.endpoints.stock_feed, alpaca.endpoints.option_feed
         ),
         decrypt=vault.decrypt,
+        allow_live=settings.allow_live_trading,
     )
     streams = StreamHub(grace_seconds=settings.stream_grace_seconds)
     trading = TradingService(

@@ -6,6 +6,7 @@ from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -19,6 +20,9 @@ _ASYNC_DRIVERS = {
     "mysql": "mysql+aiomysql",
     "mariadb": "mysql+aiomysql",
 }
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class Environment(StrEnum):
@@ -125,6 +129,20 @@ class Settings(BaseSettings):
         if "*" in value:
             raise ValueError("list the allowed origins; '*' is not accepted")
         return value
+
+    @field_validator("alpaca_trading_url", "alpaca_data_url", "alpaca_trading_stream_url", "alpaca_data_stream_url")
+    @classmethod
+    def _encrypted_unless_loopback(cls, value: str | None) -> str | None:
+        """Keys travel in every request's headers and the streams' sign-in: never in clear text,
+        except to this machine (the paper exchange's facade in tests and demos)."""
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https", "ws", "wss"} or not parts.hostname:
+            raise ValueError("must be an http(s):// or ws(s):// URL")
+        if parts.scheme in {"http", "ws"} and parts.hostname not in LOOPBACK_HOSTS:
+            raise ValueError("must use https:// or wss:// unless the host is this machine")
+        return value.rstrip("/")
 
     @field_validator("log_level", mode="before")
     @classmethod

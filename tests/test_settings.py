@@ -60,3 +60,18 @@ def test_invalid_values_are_refused_at_start(monkeypatch: pytest.MonkeyPatch, na
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
         Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://paper-api.alpaca.markets", "ws://stream.data.alpaca.markets", "ftp://127.0.0.1", "not a url"],
+)
+def test_alpaca_urls_must_be_encrypted_unless_local(url: str) -> None:
+    with pytest.raises(ValidationError):
+        Settings(alpaca_trading_url=url)
+
+
+def test_local_alpaca_urls_may_be_plain() -> None:
+    settings = Settings(alpaca_trading_url="http://127.0.0.1:8090/", alpaca_data_stream_url="ws://localhost:8090")
+    assert settings.alpaca_trading_url == "http://127.0.0.1:8090"
+    assert settings.alpaca_data_stream_url == "ws://localhost:8090"

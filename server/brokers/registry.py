@@ -42,6 +42,12 @@ class UnsupportedBrokerError(BrokerError):
         self.kind = kind
 
 
+class LiveTradingDisabledError(UnsupportedBrokerError):
+    def __init__(self) -> None:
+        BrokerError.__init__(self, "Live trading is not enabled on this server.")
+        self.kind = ALPACA_LIVE_KIND
+
+
 class BrokerRegistry:
     def __init__(
         self,
@@ -52,8 +58,10 @@ class BrokerRegistry:
         alpaca: AlpacaBrokers | None = None,
         alpaca_streams: AlpacaStreams | None = None,
         decrypt: Callable[[str], str] | None = None,
+        allow_live: bool = False,
     ) -> None:
         self._paper = paper
+        self._allow_live = allow_live
         self._alpaca = alpaca
         self._alpaca_streams = alpaca_streams
         self._decrypt = decrypt
@@ -82,6 +90,8 @@ class BrokerRegistry:
             return self._paper.broker(connection.id)
         if self._alpaca is None:
             raise UnsupportedBrokerError(connection.kind)
+        if connection.kind == ALPACA_LIVE_KIND and not self._allow_live:
+            raise LiveTradingDisabledError
         return self._alpaca.broker(self._keys(connection), on_resume=lambda: self._resync(connection))
 
     async def _resync(self, connection: BrokerConnection) -> None:

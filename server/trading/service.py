@@ -14,7 +14,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
@@ -23,7 +23,14 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.brokers.base import Broker, BrokerAuthError, BrokerUnavailableError, NotFoundError, OrderRejectedError
+from server.brokers.base import (
+    Broker,
+    BrokerAuthError,
+    BrokerRateLimitedError,
+    BrokerUnavailableError,
+    NotFoundError,
+    OrderRejectedError,
+)
 from server.brokers.domain import (
     CLOSED_STATUS_VALUES,
     NEW_YORK,
@@ -54,6 +61,7 @@ QTY_PLACES = Decimal("0.000000001")
 CLIENT_ORDER_ID_BYTES = 12
 
 NOT_SENT = "NOT_SENT"
+SUBMIT_BUDGET_CALLS = 3  # send, look up by clientOrderId, send again
 OUTCOME_UNKNOWN = UserProblem(
     "BROKER_UNAVAILABLE",
     "The broker did not answer in time: the order may or may not have been placed. "
@@ -122,10 +130,11 @@ class TradingService:
     def broker(self, connection: BrokerConnection) -> Broker:
         return self._registry.broker_for(connection)
 
-    async def call(self, action: Awaitable[T]) -> T:
-        """A broker call with the broker timeout: past it, BrokerUnavailableError."""
+    async def call(self, action: Awaitable[T], *, budget_calls: int = 1) -> T:
+        """A broker call with the broker timeout (times `budget_calls`, for an action that may
+        need several calls to settle): past it, BrokerUnavailableError."""
         try:
-            return await asyncio.wait_for(action, self._timeout)
+            return await asyncio.wait_for(action, self._timeout * budget_calls)
         except TimeoutError:
             raise BrokerUnavailableError("the broker did not answer in time") from None
 
@@ -183,9 +192,13 @@ class TradingService:
 
     async def _send(self, ref: ConnectionRef, broker: Broker, row: OrderRow, request: OrderRequest) -> OrderOutcome:
         try:
-            order = await self.call(broker.submit_order(request))
+            # A lost answer is settled by looking the order up and perhaps sending it again.
+            order = await self.call(broker.submit_order(request), budget_calls=SUBMIT_BUDGET_CALLS)
         except OrderRejectedError as error:
             problem = broker_refusal(error)
+            return OrderOutcome(await self._mark_rejected(row, problem), [problem])
+        except BrokerRateLimitedError:  # refused before anything was done: a retry sends it
+            problem = UserProblem(NOT_SENT, "The broker is rate limiting this account; the order was not sent.")
             return OrderOutcome(await self._mark_rejected(row, problem), [problem])
         except BrokerAuthError:  # refused at the door: the order certainly did not land
             problem = UserProblem("BROKER_AUTH_FAILED", "The broker refused this connection's API keys.")
@@ -347,12 +360,18 @@ class TradingService:
             checked, updated = checked + done.checked, updated + done.updated
         return SyncReport(checked, updated)
 
-    async def sync_connection(self, connection: BrokerConnection) -> SyncReport:
+    async def sync_connection(self, connection: BrokerConnection, *, at_startup: bool = False) -> SyncReport:
+        """Settle the connection's open orders with the broker. An order still in flight is
+        left alone while its placing may be under way (the call that sends it settles it),
+        except at start-up, when no call of this process can be sending it."""
         ref = ConnectionRef(connection.user_id, connection.id)
         broker = self.broker(connection)
         rows = await self._open_rows(connection.id)
+        placing_window = timedelta(seconds=self._timeout * (SUBMIT_BUDGET_CALLS + 1))
         checked = updated = 0
         for row in rows:
+            if not at_startup and is_in_flight(row) and self._now() - row.created_at < placing_window:
+                continue
             checked += 1
             before = (row.status, row.filled_qty)
             try:
@@ -387,7 +406,7 @@ class TradingService:
         checked = updated = 0
         for connection in connections:
             try:
-                done = await self.sync_connection(connection)
+                done = await self.sync_connection(connection, at_startup=True)
             except Exception:
                 logger.exception("reconciling connection %s failed; its orders stay as they were", connection.id)
                 continue

@@ -9,6 +9,7 @@ import strawberry
 from server.api.auth import signed_in_user
 from server.api.context import Info
 from server.api.users.types import BrokerConnection
+from server.brokers.base import BrokerError
 from server.brokers.registry import PAPER_KIND
 from server.models import BrokerConnection as BrokerConnectionRow
 from server.trading.connection_check import ConnectionCheck, Feeds, check_connection
@@ -67,7 +68,13 @@ class ConnectionTestQuery:
 
         async def check(connection: BrokerConnectionRow) -> ConnectionCheck:
             feeds = PAPER_FEEDS if connection.kind == PAPER_KIND else alpaca_feeds
-            return await check_connection(connection, trading.broker(connection), feeds, trading.call)
+            try:
+                broker = trading.broker(connection)
+            except BrokerError as error:  # e.g. live trading switched off since the connection was made
+                return ConnectionCheck(
+                    connection, reachable=False, problem_code="BROKER_UNAVAILABLE", problem=str(error)
+                )
+            return await check_connection(connection, broker, feeds, trading.call)
 
         checks = await asyncio.gather(*(check(connection) for connection in connections))
         return [ConnectionTest.from_check(found) for found in checks]

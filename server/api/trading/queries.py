@@ -102,6 +102,7 @@ class TradingQuery:
                 page = await info.context.services.history.page(user.id, where, first=first, after=after)
             except InvalidCursorError as error:
                 raise bad_user_input(str(error)) from None
+            await _warm_quote_sources(info, {row.connection_id for row in page.rows})
             return OrderConnection.of(page.rows, has_next=page.has_next)
 
     @strawberry.field(description="One of your orders, by its id or by your clientOrderId.")
@@ -118,7 +119,10 @@ class TradingQuery:
                 if id is not None
                 else await trading.find_by_client_id(user.id, client_order_id or "")
             )
-            return Order.from_row(row) if row is not None else None
+            if row is None:
+                return None
+            await _warm_quote_sources(info, {row.connection_id})
+            return Order.from_row(row)
 
     @strawberry.field(description="The market clock (of your broker when signed in).")
     async def clock(self, info: Info, connection_id: strawberry.ID | None = None) -> MarketClock:
@@ -170,6 +174,13 @@ class TradingQuery:
                 if (min_strike is None or contract.strike >= min_strike)
                 and (max_strike is None or contract.strike <= max_strike)
             ]
+
+
+async def _warm_quote_sources(info: Info, connection_ids: set[str]) -> None:
+    """Find each connection's quote source while the batch is held, so the orders' quote
+    fields find them at once and still make one batch per source."""
+    for connection_id in connection_ids:
+        await info.context.services.quotes_for(connection_id)
 
 
 def _aware(moment: datetime | None, name: str) -> datetime | None:

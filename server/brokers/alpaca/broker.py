@@ -88,6 +88,8 @@ class AlpacaBrokers:
         self._threads = ThreadPoolExecutor(max_threads, thread_name_prefix="alpaca")
         self._workers = WorkerSlots(max_threads, timeout_seconds=policy.timeout_seconds + 1, executor=self._threads)
         self._limiters: dict[str, AsyncLimiter] = {}
+        self._in_flight: dict[str, asyncio.Semaphore] = {}
+        self._per_account = max(1, max_threads // 2)
 
     def close(self) -> None:
         """Stop taking jobs; a thread still waiting on Alpaca ends at its request timeout."""
@@ -97,8 +99,11 @@ class AlpacaBrokers:
         limiter = self._limiters.get(keys.api_key)
         if limiter is None:
             limiter = self._limiters[keys.api_key] = account_limiter(self._requests_per_minute)
+        in_flight = self._in_flight.get(keys.api_key)
+        if in_flight is None:
+            in_flight = self._in_flight[keys.api_key] = asyncio.Semaphore(self._per_account)
         make = partial(build_clients, self.endpoints, keys, self.policy.timeout_seconds)
-        return AlpacaRest(make, self._workers, limiter, self.policy)
+        return AlpacaRest(make, self._workers, limiter, self.policy, in_flight)
 
     def broker(self, keys: AlpacaKeys, *, on_resume: Callable[[], Awaitable[None]] | None = None) -> AlpacaBroker:
         return AlpacaBroker(self.rest(keys), self.endpoints, keys, on_resume=on_resume)
@@ -204,14 +209,14 @@ class AlpacaBroker(AlpacaMarketData):
         model, positions = await asyncio.gather(
             self._rest.call(lambda c: c.trading.get_account()), self.list_positions()
         )
-        return convert.account(model, positions)
+        return await self._rest.call(lambda _c: convert.account(model, positions))
 
     async def list_positions(self) -> list[Position]:
-        return [convert.position(p) for p in await self._rest.call(lambda c: c.trading.get_all_positions())]
+        return await self._rest.call(lambda c: convert.positions(c.trading.get_all_positions()))
 
     async def get_position(self, symbol: str) -> Position | None:
         try:
-            return convert.position(await self._rest.call(lambda c: c.trading.get_open_position(symbol)))
+            return await self._rest.call(lambda c: convert.position(c.trading.get_open_position(symbol)))
         except NotFoundError:
             return None
 
@@ -231,26 +236,28 @@ class AlpacaBroker(AlpacaMarketData):
                 return found
         try:
             return await self._submit(request)
-        except OrderRejectedError:
+        except OrderRejectedError as refusal:
             found = await self.get_order_by_client_id(cid)
-            if found is None:
-                raise
-            return found
+            if found is not None:
+                return found
+            if "client_order_id" in refusal.message:  # the first one landed where a look-up cannot see it yet
+                raise BrokerUnavailableError("the order's fate is not known yet") from None
+            raise
 
     async def _submit(self, request: OrderRequest) -> Order:
         body = convert.order_request(request)
         try:
-            return convert.order(await self._rest.call(lambda c: c.trading.submit_order(body), retry_failures=False))
+            return await self._rest.call(lambda c: convert.order(c.trading.submit_order(body)), retry_failures=False)
         except NotFoundError as missing:  # Alpaca answers 404 for a symbol it does not list
             raise OrderRejectedError(f"{missing.what} not found", field="symbol") from None
 
     async def get_order(self, order_id: str) -> Order:
         key = _order_key(order_id)
-        return convert.order(await self._rest.call(lambda c: c.trading.get_order_by_id(key)))
+        return await self._rest.call(lambda c: convert.order(c.trading.get_order_by_id(key)))
 
     async def get_order_by_client_id(self, client_order_id: str) -> Order | None:
         try:
-            return convert.order(await self._rest.call(lambda c: c.trading.get_order_by_client_id(client_order_id)))
+            return await self._rest.call(lambda c: convert.order(c.trading.get_order_by_client_id(client_order_id)))
         except NotFoundError:
             return None
 
@@ -262,7 +269,7 @@ class AlpacaBroker(AlpacaMarketData):
         until = None
         for _ in range(MAX_ORDER_PAGES):
             request = GetOrdersRequest(status=status, limit=ORDERS_PAGE, nested=False, direction=Sort.DESC, until=until)
-            page = [convert.order(o) for o in await self._rest.call(partial(_orders, request))]
+            page = await self._rest.call(partial(_orders, request))
             orders.update((o.id, o) for o in page)
             if len(page) < ORDERS_PAGE:
                 break
@@ -279,8 +286,8 @@ class AlpacaBroker(AlpacaMarketData):
     async def replace_order(self, order_id: str, change: ReplaceRequest) -> Order:
         key = _order_key(order_id)
         body = convert.replace_request(change)
-        return convert.order(
-            await self._rest.call(lambda c: c.trading.replace_order_by_id(key, body), retry_failures=False)
+        return await self._rest.call(
+            lambda c: convert.order(c.trading.replace_order_by_id(key, body)), retry_failures=False
         )
 
     def on_trade_update(self, listener: TradeUpdateListener) -> Callable[[], None]:
@@ -310,5 +317,5 @@ def _order_key(order_id: str) -> UUID:
         raise NotFoundError("order") from None
 
 
-def _orders(request: GetOrdersRequest, clients: AlpacaClients) -> list:
-    return clients.trading.get_orders(request)
+def _orders(request: GetOrdersRequest, clients: AlpacaClients) -> list[Order]:
+    return [convert.order(order) for order in clients.trading.get_orders(request)]

@@ -46,6 +46,12 @@ ZERO = Decimal(0)
 ONE = Decimal(1)
 CENT = Decimal("0.01")
 _ORDER_CLASSES = {item.value: item for item in OrderClass}
+_ASSET_CLASSES = {item.value: item for item in AssetClass}
+# Alpaca statuses the domain has no name for, as the nearest one that means the same to a trader.
+_STATUSES = {item.value: item for item in OrderStatus} | {
+    "pending_review": OrderStatus.PENDING_NEW,
+    "accepted_for_bidding": OrderStatus.ACCEPTED,
+}
 # The prices alpaca-py's request model for each order type sends; it has no field for the others.
 _TYPE_PRICES: dict[OrderType, frozenset[str]] = {
     OrderType.MARKET: frozenset(),
@@ -101,7 +107,7 @@ def order(model: trading.Order) -> Order:
         type=OrderType(_value(order_type)),
         time_in_force=TimeInForce(_value(model.time_in_force)),
         order_class=_ORDER_CLASSES.get(_value(model.order_class), OrderClass.SIMPLE),
-        status=OrderStatus(_value(model.status)),
+        status=_STATUSES[_value(model.status)],
         qty=maybe_decimal(model.qty),
         notional=maybe_decimal(model.notional),
         filled_qty=maybe_decimal(model.filled_qty) or ZERO,
@@ -136,6 +142,11 @@ def trade_update(model: trading.TradeUpdate) -> TradeUpdate:
         qty=maybe_decimal(model.qty),
         position_qty=maybe_decimal(model.position_qty),
     )
+
+
+def positions(models: Sequence[trading.Position]) -> list[Position]:
+    """Stock and option positions; others (crypto) are not traded through this API and are left out."""
+    return [position(model) for model in models if _value(model.asset_class) in _ASSET_CLASSES]
 
 
 def position(model: trading.Position) -> Position:

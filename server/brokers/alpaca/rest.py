@@ -153,16 +153,22 @@ class AlpacaRest:
         workers: WorkerSlots,
         limiter: AsyncLimiter,
         policy: CallPolicy,
+        in_flight: asyncio.Semaphore,
     ) -> None:
+        """`in_flight`: the account's share of the worker threads, so one account whose
+        calls hang cannot take every thread from the others."""
         self._make_clients = make_clients
         self._idle: list[AlpacaClients] = []
         self._workers = workers
         self._limiter = limiter
+        self._in_flight = in_flight
         self._policy = policy
 
     async def call(self, action: Callable[[AlpacaClients], T], *, retry_failures: bool = True) -> T:
         """`action` in a worker thread with a set of clients, retried within the deadline.
 
+        `action` both calls alpaca-py and converts its answer, so the conversion's work is
+        off the loop too and an answer the domain cannot represent is a mapped error.
         `retry_failures=False` for calls that must not run twice (placing an order): only a
         429, which Alpaca answers before doing anything, is retried for them.
         """
@@ -172,11 +178,7 @@ class AlpacaRest:
         while True:
             attempt += 1
             try:
-                async with asyncio.timeout_at(deadline):
-                    await self._limiter.acquire()
-                    return await self._attempt(action)
-            except TimeoutError:
-                raise BrokerUnavailableError("the broker did not answer in time") from None
+                return await self._attempt(action, deadline)
             except _Retry as retry:
                 rate_limited = isinstance(retry.failure, BrokerRateLimitedError)
                 if attempt >= self._policy.max_attempts or not (retry_failures or rate_limited):
@@ -186,7 +188,32 @@ class AlpacaRest:
                     raise retry.failure from None
                 await asyncio.sleep(wait)
 
-    async def _attempt(self, action: Callable[[AlpacaClients], T]) -> T:
+    async def _attempt(self, action: Callable[[AlpacaClients], T], deadline: float) -> T:
+        """One request: a place among the account's calls, then a token of its rate, then a thread.
+
+        Waiting for the first two sends nothing, so running out of time there is this
+        server's own limit (BrokerRateLimitedError: certainly not sent), not the broker's silence.
+        """
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._in_flight.acquire()
+        except TimeoutError:
+            raise BrokerRateLimitedError() from None
+        try:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._limiter.acquire()
+            except TimeoutError:
+                raise BrokerRateLimitedError() from None
+            try:
+                async with asyncio.timeout_at(deadline):
+                    return await self._run(action)
+            except TimeoutError:
+                raise BrokerUnavailableError("the broker did not answer in time") from None
+        finally:
+            self._in_flight.release()
+
+    async def _run(self, action: Callable[[AlpacaClients], T]) -> T:
         try:
             return await self._workers.run(self._with_clients, action)
         except WorkerTimeoutError:
@@ -201,7 +228,10 @@ class AlpacaRest:
             raise BrokerUnavailableError("the broker's answer was not understood") from None
 
     def _with_clients(self, action: Callable[[AlpacaClients], T]) -> T:
-        clients = self._idle.pop() if self._idle else self._make_clients()
+        try:
+            clients = self._idle.pop()  # atomic: two threads never take the same set
+        except IndexError:
+            clients = self._make_clients()
         try:
             return action(clients)
         finally:
@@ -211,7 +241,9 @@ class AlpacaRest:
 def _mapped(error: APIError) -> Exception:
     status = error.status_code or 0
     code, reason = broker_reason(error)
-    if status in AUTH_FAILURE_STATUSES:
+    if status in AUTH_FAILURE_STATUSES or (status == 403 and code is None and "subscription" not in reason):
+        # Alpaca answers bad or revoked keys with 401, or with a bare 403 "forbidden."; its
+        # refusals of orders (buying power) carry a code, a data plan's refusal says so.
         return BrokerAuthError("the broker refused the connection's API keys")
     if status == 429:
         wait = _retry_after(error)

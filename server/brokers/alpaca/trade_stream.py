@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 HANDSHAKE_TIMEOUT_SECONDS = 5.0
 CLOSE_TIMEOUT_SECONDS = 1.0
 REFUSED_RETRY_SECONDS = 60.0
+STABLE_SESSION_SECONDS = 30.0
 
 
 class StreamRefused(Exception):
@@ -93,24 +94,24 @@ class TradeUpdatesStream:
 
     async def _run(self) -> None:
         failures = 0
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
             try:
                 await self._session()
-                failures = 0  # the session listened and then ended: start the backoff afresh
-                wait = self._backoff.delay(1)
             except StreamRefused:
                 self.refused = True
                 logger.warning("trade updates stream refused the connection's keys; retrying slowly")
-                wait = REFUSED_RETRY_SECONDS
+                await asyncio.sleep(REFUSED_RETRY_SECONDS)
+                continue
             except StreamBroken as error:
-                failures += 1
                 logger.info("trade updates stream interrupted: %s", error)
-                wait = self._backoff.delay(failures)
             except Exception:
-                failures += 1
                 logger.exception("trade updates stream failed")
-                wait = self._backoff.delay(failures)
-            await asyncio.sleep(wait)
+            # Only a session that lasted starts the backoff afresh, so a stream that signs in
+            # and drops at once cannot reconnect (and catch up) in a tight loop.
+            failures = 1 if loop.time() - started >= STABLE_SESSION_SECONDS else failures + 1
+            await asyncio.sleep(self._backoff.delay(failures))
 
     async def _session(self) -> None:
         try:
@@ -124,7 +125,8 @@ class TradeUpdatesStream:
                 await self._sign_in(websocket)
             self.refused = False
             self.connects += 1
-            if self._on_resume is not None:  # also the first time: orders may have moved before it was up
+            # Also the first time: orders may have moved before it was up. One catch-up at a time.
+            if self._on_resume is not None and not self._resuming:
                 resume = asyncio.create_task(self._resume(), name="alpaca-trade-updates-resume")
                 self._resuming.add(resume)
                 resume.add_done_callback(self._resuming.discard)

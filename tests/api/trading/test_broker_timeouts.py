@@ -14,7 +14,7 @@ from server.app import create_app
 from server.brokers.domain import Order, OrderRequest
 from server.brokers.paper.broker import PaperBroker
 from server.brokers.paper.clock import ManualClock
-from tests.utils.accounts import register
+from tests.utils.accounts import as_user, register
 from tests.utils.factories import make_settings
 from tests.utils.trading import codes, in_process, orders_at_the_exchange, place
 
@@ -60,3 +60,32 @@ async def test_a_timed_out_order_is_retried_safely(
         assert again["order"]["id"] == first["order"]["id"]
         assert again["order"]["status"] == "FILLED"
         assert len(orders_at_the_exchange(app.state.services)) == 1
+
+
+async def test_a_sync_while_an_order_is_on_its_way_leaves_it_to_its_placing(
+    app: Starlette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ledger's resync (syncOrders, or a trade stream coming back) must not declare an
+    order lost while the call placing it is still waiting for the broker."""
+    sending, synced = asyncio.Event(), asyncio.Event()
+    real: Submit = PaperBroker.submit_order
+
+    async def after_the_sync(broker: PaperBroker, request: OrderRequest) -> Order:
+        sending.set()
+        async with asyncio.timeout(TIMEOUT):
+            await synced.wait()
+        return await real(broker, request)
+
+    monkeypatch.setattr(PaperBroker, "submit_order", after_the_sync)
+    async with in_process(app) as http:
+        ada = await register(http, "ada")
+        placing = asyncio.create_task(place(http, ada.access_token, **ORDER))
+        async with asyncio.timeout(2):
+            await sending.wait()
+        sync = await as_user(http, ada.access_token, "mutation { syncOrders { checked updated } }")
+        synced.set()
+        placed = await placing
+
+    assert sync["data"]["syncOrders"] == {"checked": 0, "updated": 0}
+    assert placed["userErrors"] == []
+    assert placed["order"]["status"] == "FILLED"
