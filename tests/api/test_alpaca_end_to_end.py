@@ -201,3 +201,31 @@ async def test_server_level_keys_serve_public_market_data_from_alpaca(tmp_path: 
             quote = response.json()["data"]["quote"]
             assert quote["bidPrice"] == format(facade.world.exchange.quote("AAPL").bid_price, "f")
             assert quote["bidPrice"] != format(server.services.paper_market._exchange.quote("AAPL").bid_price, "f")
+
+
+async def test_orders_of_an_alpaca_connection_are_quoted_by_it_in_one_batch(world: AlpacaWorld) -> None:
+    """Also after a restart, when nothing has built the connection's broker yet: the orders
+    resolver finds it while the batch is held, so the page still makes one quote call."""
+    connection_id = await _listening(world)
+    for symbol in ("AAPL", "MSFT", "NVDA"):
+        placed = (await world.run(PLACE, input={"symbol": symbol, "side": "BUY", "qty": "1"}))["placeOrder"]
+        assert placed["userErrors"] == []
+    registry = world.server.services.brokers
+    await registry._brokers.pop(connection_id).close()  # as if the server had just started
+    calls: list[list[str]] = []
+    real = AlpacaBroker.get_quotes
+
+    async def counted(broker: AlpacaBroker, symbols: Any) -> Any:
+        calls.append(list(symbols))
+        return await real(broker, symbols)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(AlpacaBroker, "get_quotes", counted)
+        data = await world.run("{ orders(status: ALL) { edges { node { symbol quote { bidPrice } } } } }")
+    nodes = [edge["node"] for edge in data["orders"]["edges"]]
+    assert sorted(node["symbol"] for node in nodes) == ["AAPL", "MSFT", "NVDA"]
+    facade_market = world.facade.world.exchange
+    for node in nodes:
+        assert node["quote"]["bidPrice"] == format(facade_market.quote(node["symbol"]).bid_price, "f")
+    assert len(calls) == 1
+    assert sorted(calls[0]) == ["AAPL", "MSFT", "NVDA"]

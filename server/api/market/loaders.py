@@ -86,6 +86,15 @@ class QuoteLoader:
             self._dispatcher = asyncio.create_task(self._dispatch())
 
     async def _dispatch(self) -> None:
+        # Symbols asked for while a batch is out go in the next one, sent by this same task:
+        # `_schedule` starts no second dispatcher while this one runs.
+        while self._waiting:
+            await self._settle()
+            batch, self._waiting = self._waiting, {}
+            await self._fetch(list(batch), batch)
+
+    async def _settle(self) -> None:
+        """Until no producer is at work and a few loop ticks pass with no new symbol."""
         quiet = 0
         producers = self._producers
         while quiet < SETTLE_TICKS:
@@ -96,10 +105,6 @@ class QuoteLoader:
             asked = len(self._waiting)
             await asyncio.sleep(0)
             quiet = quiet + 1 if len(self._waiting) == asked and not producers.count else 0
-        batch, self._waiting = self._waiting, {}
-        await self._fetch(list(batch), batch)
-        if self._waiting:  # asked for while the batch was out
-            self._schedule()
 
     async def _fetch(self, symbols: Sequence[str], futures: dict[str, asyncio.Future[Quote]]) -> None:
         try:
