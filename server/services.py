@@ -75,7 +75,7 @@ class Services:
         """Where the quotes of a broker's positions and contracts come from; None: the server's market."""
         if isinstance(broker, AlpacaMarketData):
             return broker  # the user's own keys and data plan
-        return None if self.settings.alpaca_api_key is None else self.paper_market
+        return None if self.market_data is self.paper_market else self.paper_market
 
     async def quotes_for(self, connection_id: str) -> QuoteSource | None:
         broker = self.brokers.built(connection_id)
@@ -179,9 +179,7 @@ async def run_services(
             connections=BrokerConnections(
                 sessions,
                 vault,
-                AlpacaKeyChecker(
-                    trading_url=settings.alpaca_trading_url, timeout_seconds=settings.broker_timeout_seconds
-                ),
+                AlpacaKeyChecker(alpaca),
                 allow_live=settings.allow_live_trading,
                 now=clock.now,
             ),

@@ -85,7 +85,8 @@ _FEED_PROBLEM_CODES = {
 }
 
 
-def _from_domain(error: Exception) -> ApiError | None:
+def api_error_of(error: Exception) -> ApiError | None:
+    """The coded error a domain failure is answered with; None for a bug (masked)."""
     if isinstance(error, ApiError):
         return error
     if isinstance(error, UnknownSymbolError):
@@ -134,7 +135,7 @@ def is_expected(error: GraphQLError) -> bool:
     if _is_completion_failure(error):
         return False
     original = error.original_error
-    return original is None or isinstance(original, GraphQLError) or _from_domain(original) is not None
+    return original is None or isinstance(original, GraphQLError) or api_error_of(original) is not None
 
 
 # graphql-core repeats the offending value in its coercion and validation messages
@@ -194,7 +195,7 @@ def to_client_error(error: GraphQLError) -> GraphQLError:
             without_values(error.message),
             {**(error.extensions or {}), "code": code or _code_for_graphql_error(error)},
         )
-    api_error = _from_domain(original)
+    api_error = api_error_of(original)
     if api_error is not None:
         return _rebuild(error, api_error.message, {"code": api_error.code.value, **api_error.extensions})
     return _masked(error)

@@ -1,7 +1,7 @@
 """Testing a user's broker connections (the seed's test-connection): can the broker be
 reached with the stored keys, what does it say about the account, and does market data
 come through on the connection's feed. Every check runs with the broker timeout; a failure
-is reported with a code, never raised."""
+is reported, never raised."""
 
 from __future__ import annotations
 
@@ -11,13 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from server.brokers.base import (
-    Broker,
-    BrokerAuthError,
-    BrokerError,
-    BrokerRateLimitedError,
-    BrokerUnavailableError,
-)
+from server.brokers.base import Broker, BrokerError
 from server.models import BrokerConnection
 
 T = TypeVar("T")
@@ -41,18 +35,7 @@ class ConnectionCheck:
     market_open: bool | None = None
     stock_feed: str | None = None
     option_feed: str | None = None
-    problem_code: str | None = None
-    problem: str | None = None
-
-
-def problem_of(error: BaseException) -> tuple[str, str]:
-    if isinstance(error, BrokerAuthError):
-        return "BROKER_AUTH_FAILED", "The broker refused this connection's API keys."
-    if isinstance(error, BrokerRateLimitedError):
-        return "RATE_LIMITED", "The broker is rate limiting this account; try again shortly."
-    if isinstance(error, BrokerUnavailableError):
-        return "BROKER_UNAVAILABLE", "The broker could not be reached or did not answer in time."
-    return "BROKER_ERROR", "The broker refused the check."
+    failure: BrokerError | None = None  # the first check that failed
 
 
 async def check_connection(
@@ -65,16 +48,14 @@ async def check_connection(
     try:
         account = await call(broker.get_account())
     except BrokerError as error:
-        code, message = problem_of(error)
-        return ConnectionCheck(connection, reachable=False, problem_code=code, problem=message)
+        return ConnectionCheck(connection, reachable=False, failure=error)
     latency_ms = round((time.perf_counter() - started) * 1000, 1)
     clock, quotes = await asyncio.gather(
         call(broker.clock()), call(broker.get_quotes([PROBE_SYMBOL])), return_exceptions=True
     )
-    problem = next((r for r in (clock, quotes) if isinstance(r, BaseException)), None)
-    if problem is not None and not isinstance(problem, BrokerError):
-        raise problem
-    code, message = problem_of(problem) if problem is not None else (None, None)
+    failure = next((r for r in (clock, quotes) if isinstance(r, BaseException)), None)
+    if failure is not None and not isinstance(failure, BrokerError):
+        raise failure
     return ConnectionCheck(
         connection,
         reachable=True,
@@ -85,6 +66,5 @@ async def check_connection(
         market_open=None if isinstance(clock, BaseException) else clock.is_open,
         stock_feed=feeds.stocks,
         option_feed=feeds.options,
-        problem_code=code,
-        problem=message,
+        failure=failure,
     )

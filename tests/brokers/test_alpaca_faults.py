@@ -15,7 +15,7 @@ import pytest
 from alpaca.common.exceptions import APIError
 
 from server.brokers.alpaca.broker import AlpacaBroker, AlpacaBrokers
-from server.brokers.alpaca.rest import AlpacaKeys, _retry_after, broker_reason
+from server.brokers.alpaca.rest import AlpacaKeys, _retry_after, account_limiter, broker_reason
 from server.brokers.base import BrokerAuthError, BrokerRateLimitedError, BrokerUnavailableError
 from server.brokers.domain import OrderRequest, OrderSide, TradeEvent, TradeUpdate
 from tests.utils.alpaca import alpaca_brokers
@@ -196,3 +196,27 @@ async def test_calls_run_off_the_event_loop(facade: Facade, broker: AlpacaBroker
         ticker.cancel()
     assert len(lags) > 10
     assert max(lags) < 0.1
+
+
+@pytest.mark.parametrize("per_minute", [200, 100, 11])
+def test_the_account_limiter_never_allows_more_than_its_limit_in_a_rolling_minute(per_minute: int) -> None:
+    """A leaky bucket lets through its burst and then its rate: at most burst + rate x 60 s."""
+    limiter = account_limiter(per_minute)
+    most_in_a_minute = limiter.max_rate + limiter.max_rate / limiter.time_period * 60
+    assert most_in_a_minute <= per_minute
+    assert most_in_a_minute >= per_minute * 0.9  # and it does not waste the account's budget
+
+
+async def test_many_quotes_are_one_request(broker: AlpacaBroker, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = broker._rest.call
+
+    async def counted(action, **options):  # type: ignore[no-untyped-def]
+        calls.append(action)
+        return await real(action, **options)
+
+    monkeypatch.setattr(broker._rest, "call", counted)
+    symbols = ["AAPL", "MSFT", "NVDA", "SPY", "QQQ", "TSLA", "AMZN", "META"]
+    quotes = await broker.get_quotes(symbols)
+    assert sorted(quotes) == sorted(symbols)
+    assert len(calls) == 1

@@ -8,6 +8,7 @@ import strawberry
 
 from server.api.auth import signed_in_user
 from server.api.context import Info
+from server.api.errors import api_error_of
 from server.api.users.types import BrokerConnection
 from server.brokers.base import BrokerError
 from server.brokers.registry import PAPER_KIND
@@ -29,12 +30,13 @@ class ConnectionTest:
     stock_feed: str | None = strawberry.field(description="iex or sip for Alpaca; paper for the paper exchange.")
     option_feed: str | None
     problem_code: str | None = strawberry.field(
-        description="BROKER_AUTH_FAILED, BROKER_UNAVAILABLE, RATE_LIMITED or BROKER_ERROR when a check failed."
+        description="The error code a failed check would answer with (e.g. BROKER_AUTH_FAILED, BROKER_UNAVAILABLE)."
     )
     problem: str | None
 
     @classmethod
     def from_check(cls, check: ConnectionCheck) -> ConnectionTest:
+        problem = api_error_of(check.failure) if check.failure is not None else None
         return cls(
             connection=BrokerConnection.from_row(check.connection),
             reachable=check.reachable,
@@ -45,8 +47,8 @@ class ConnectionTest:
             market_open=check.market_open,
             stock_feed=check.stock_feed,
             option_feed=check.option_feed,
-            problem_code=check.problem_code,
-            problem=check.problem,
+            problem_code=problem.code.value if problem is not None else None,
+            problem=problem.message if problem is not None else None,
         )
 
 
@@ -71,9 +73,7 @@ class ConnectionTestQuery:
             try:
                 broker = trading.broker(connection)
             except BrokerError as error:  # e.g. live trading switched off since the connection was made
-                return ConnectionCheck(
-                    connection, reachable=False, problem_code="BROKER_UNAVAILABLE", problem=str(error)
-                )
+                return ConnectionCheck(connection, reachable=False, failure=error)
             return await check_connection(connection, broker, feeds, trading.call)
 
         checks = await asyncio.gather(*(check(connection) for connection in connections))

@@ -95,13 +95,16 @@ class AlpacaBrokers:
         """Stop taking jobs; a thread still waiting on Alpaca ends at its request timeout."""
         self._threads.shutdown(wait=False, cancel_futures=True)
 
-    def rest(self, keys: AlpacaKeys) -> AlpacaRest:
+    def rest(self, keys: AlpacaKeys, *, keep: bool = True) -> AlpacaRest:
+        """The account's calls. `keep=False` for a one-off (checking keys): its rate bucket
+        and thread share are not remembered, so refused keys leave nothing behind."""
         limiter = self._limiters.get(keys.api_key)
-        if limiter is None:
-            limiter = self._limiters[keys.api_key] = account_limiter(self._requests_per_minute)
         in_flight = self._in_flight.get(keys.api_key)
-        if in_flight is None:
-            in_flight = self._in_flight[keys.api_key] = asyncio.Semaphore(self._per_account)
+        if limiter is None or in_flight is None:
+            limiter = account_limiter(self._requests_per_minute)
+            in_flight = asyncio.Semaphore(self._per_account)
+            if keep:
+                self._limiters[keys.api_key], self._in_flight[keys.api_key] = limiter, in_flight
         make = partial(build_clients, self.endpoints, keys, self.policy.timeout_seconds)
         return AlpacaRest(make, self._workers, limiter, self.policy, in_flight)
 
@@ -135,23 +138,21 @@ class AlpacaMarketData:
 
     async def _stock_quotes(self, symbols: list[str]) -> dict[str, Quote]:
         request = StockLatestQuoteRequest(symbol_or_symbols=symbols, feed=self._stock_feed)
-        answer = await self._rest.call(lambda c: c.stocks.get_stock_latest_quote(request))
-        return {symbol: convert.quote(symbol, quote) for symbol, quote in answer.items()}
+        return await self._rest.call(lambda c: convert.quotes(c.stocks.get_stock_latest_quote(request)))
 
     async def _option_quotes(self, symbols: list[str]) -> dict[str, Quote]:
         request = OptionLatestQuoteRequest(symbol_or_symbols=symbols, feed=self._option_feed)
-        answer = await self._rest.call(lambda c: c.options.get_option_latest_quote(request))
-        return {symbol: convert.quote(symbol, quote) for symbol, quote in answer.items()}
+        return await self._rest.call(lambda c: convert.quotes(c.options.get_option_latest_quote(request)))
 
     async def ping(self) -> None:
         await self.clock()
 
     async def clock(self) -> MarketClock:
-        return convert.clock(await self._rest.call(lambda c: c.trading.get_clock()))
+        return await self._rest.call(lambda c: convert.clock(c.trading.get_clock()))
 
     async def list_assets(self) -> list[Asset]:
         request = GetAssetsRequest(status=AssetStatus.ACTIVE, asset_class=AlpacaAssetClass.US_EQUITY)
-        return [convert.asset(a) for a in await self._rest.call(lambda c: c.trading.get_all_assets(request))]
+        return await self._rest.call(lambda c: [convert.asset(a) for a in c.trading.get_all_assets(request)])
 
     async def get_asset(self, symbol: str) -> Asset | None:
         def fetch(clients: AlpacaClients) -> Asset:
@@ -174,12 +175,9 @@ class AlpacaMarketData:
             expiration_date=expiration,
         )
         try:
-            snapshots = await self._rest.call(lambda c: c.options.get_option_chain(request))
+            return await self._rest.call(lambda c: convert.option_chain(c.options.get_option_chain(request)))
         except NotFoundError:
             return []
-        contracts = [convert.option_contract(symbol, snapshot) for symbol, snapshot in snapshots.items()]
-        chain = [contract for contract in contracts if contract is not None]
-        return sorted(chain, key=lambda c: (c.expiration, c.strike, c.type.value))
 
 
 class AlpacaBroker(AlpacaMarketData):
@@ -209,7 +207,7 @@ class AlpacaBroker(AlpacaMarketData):
         model, positions = await asyncio.gather(
             self._rest.call(lambda c: c.trading.get_account()), self.list_positions()
         )
-        return await self._rest.call(lambda _c: convert.account(model, positions))
+        return convert.account(model, positions)  # a few fields: no thread needed
 
     async def list_positions(self) -> list[Position]:
         return await self._rest.call(lambda c: convert.positions(c.trading.get_all_positions()))

@@ -7,7 +7,7 @@ Times come aware from alpaca-py and are normalised to UTC.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -236,6 +236,17 @@ def quote(symbol: str, model: data_models.Quote) -> Quote:
         ask_size=size(model.ask_size),
         timestamp=utc(model.timestamp),
     )
+
+
+def quotes(models: Mapping[str, data_models.Quote]) -> dict[str, Quote]:
+    return {symbol: quote(symbol, model) for symbol, model in models.items()}
+
+
+def option_chain(snapshots: Mapping[str, data_models.OptionsSnapshot]) -> list[OptionContract]:
+    """The chain's contracts in the paper exchange's order: expiration, strike, type."""
+    contracts = [option_contract(symbol, snapshot) for symbol, snapshot in snapshots.items()]
+    chain = [contract for contract in contracts if contract is not None]
+    return sorted(chain, key=lambda c: (c.expiration, c.strike, c.type.value))
 
 
 def option_contract(symbol: str, snapshot: data_models.OptionsSnapshot) -> OptionContract | None:

@@ -49,7 +49,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 AUTH_FAILURE_STATUSES = frozenset({401})
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_SECONDS = 60.0
 MAX_REASON_LENGTH = 200
 _URL = re.compile(r"\b\w+://\S+")
@@ -138,10 +137,11 @@ def _retry_after(error: APIError) -> float | None:
 
 
 class _Retry(Exception):
-    def __init__(self, failure: BrokerUnavailableError, wait: float | None = None) -> None:
+    """A failure worth another attempt (if the call allows it and the deadline has room)."""
+
+    def __init__(self, failure: BrokerUnavailableError) -> None:
         super().__init__(str(failure))
         self.failure = failure
-        self.wait = wait
 
 
 class AlpacaRest:
@@ -180,12 +180,14 @@ class AlpacaRest:
             try:
                 return await self._attempt(action, deadline)
             except _Retry as retry:
-                rate_limited = isinstance(retry.failure, BrokerRateLimitedError)
+                failure = retry.failure
+                rate_limited = isinstance(failure, BrokerRateLimitedError)
                 if attempt >= self._policy.max_attempts or not (retry_failures or rate_limited):
-                    raise retry.failure from None
-                wait = retry.wait if retry.wait is not None else self._policy.backoff.delay(attempt)
+                    raise failure from None
+                told = failure.retry_after if isinstance(failure, BrokerRateLimitedError) else None
+                wait = told if told is not None else self._policy.backoff.delay(attempt)
                 if loop.time() + wait >= deadline:
-                    raise retry.failure from None
+                    raise failure from None
                 await asyncio.sleep(wait)
 
     async def _attempt(self, action: Callable[[AlpacaClients], T], deadline: float) -> T:
@@ -246,9 +248,8 @@ def _mapped(error: APIError) -> Exception:
         # refusals of orders (buying power) carry a code, a data plan's refusal says so.
         return BrokerAuthError("the broker refused the connection's API keys")
     if status == 429:
-        wait = _retry_after(error)
-        return _Retry(BrokerRateLimitedError(wait), wait)
-    if status in RETRYABLE_STATUSES or status >= 500:
+        return _Retry(BrokerRateLimitedError(_retry_after(error)))
+    if status >= 500:
         logger.warning("broker answered %s", status)
         return _Retry(BrokerUnavailableError(f"the broker answered {status}"))
     if status == 404:
