@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import os
-import platform
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,13 +22,15 @@ from tempfile import TemporaryDirectory
 
 import httpx
 
-from bench.login import percentile
+from bench.measure import percentile
+from bench.report import Report, Table, Target, add_common_options
 from tests.utils.accounts import bearer, register
 from tests.utils.processes import clean_environment, run_server
 
 SECONDS = 10.0
 CLIENTS = 16
 WARMUP_SECONDS = 2.0
+QUICK = {"seconds": 1.0, "warmup": 0.2}
 REQUEST_TIMEOUT_SECONDS = 30.0
 SYMBOLS = ("AAPL", "MSFT", "SPY")
 TARGET_PER_SECOND = 500
@@ -110,10 +110,10 @@ async def _all(clients: list[Client], seconds: float) -> list[Tally]:
     return await asyncio.gather(*(_place_orders(client, seconds) for client in clients))
 
 
-async def measure(base_url: str, seconds: float, count: int) -> None:
+async def measure(base_url: str, seconds: float, count: int, warmup_seconds: float) -> Report:
     clients = await _clients(base_url, count)
     try:
-        warmup = await _all(clients, WARMUP_SECONDS)
+        warmup = await _all(clients, warmup_seconds)
         cpu_started, started = time.process_time(), time.perf_counter()
         tallies = await _all(clients, seconds)
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
@@ -125,30 +125,50 @@ async def measure(base_url: str, seconds: float, count: int) -> None:
     failures = sum((tally.failures for tally in tallies), Counter[str]())
     warmup_failures = sum(sum(tally.failures.values()) for tally in warmup)
     rate = len(latencies) / elapsed
-    p50, p95, p99 = (percentile(latencies, q) * 1000 if latencies else float("nan") for q in (0.5, 0.95, 0.99))
+    p50, p95, p99 = (percentile(latencies, q) * 1000 for q in (0.5, 0.95, 0.99))
 
-    machine = f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores"
-    setup = f"one uvicorn worker, SQLite, {count} clients, {elapsed:.1f} s after a {WARMUP_SECONDS:g} s warm-up"
-    print(f"{machine}; {setup}\n")
-    print("| orders | per second | p50 ms | p95 ms | p99 ms | failures |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    print(f"| {len(latencies):,} | {rate:,.0f} | {p50:.2f} | {p95:.2f} | {p99:.2f} | {failures.total():,} |")
-    met = rate >= TARGET_PER_SECOND and p99 < TARGET_P99_MS
-    target = f"at least {TARGET_PER_SECOND} orders/s with p99 under {TARGET_P99_MS:g} ms"
-    print(f"\ntarget: {target}: {'met' if met else 'NOT met'}")
-    if failures:
-        print("failures: " + ", ".join(f"{kind}: {n:,}" for kind, n in failures.most_common()))
-    print(f"warm-up failures: {warmup_failures:,}")
-    print(f"load process CPU: {cpu / elapsed:.0%} of one core")
+    table = Table(["clients", "orders", "per second", "p50 ms", "p95 ms", "p99 ms", "failures"], "rrrrrrr")
+    table.add(
+        count, f"{len(latencies):,}", f"{rate:,.0f}", f"{p50:.2f}", f"{p95:.2f}", f"{p99:.2f}", f"{failures.total():,}"
+    )
+    lines = ["failures: " + ", ".join(f"{kind}: {n:,}" for kind, n in failures.most_common())] if failures else []
+    lines += [f"warm-up failures: {warmup_failures:,}", f"load process CPU: {cpu / elapsed:.0%} of one core"]
+    targets = []
+    if count == CLIENTS:  # the target is set at this many clients
+        targets.append(
+            Target(
+                f"at least {TARGET_PER_SECOND} orders/s with p99 under {TARGET_P99_MS:g} ms at {CLIENTS} clients",
+                rate >= TARGET_PER_SECOND and p99 < TARGET_P99_MS,
+                f"{rate:,.0f} orders/s, p99 {p99:.0f} ms",
+            )
+        )
+    clients = f"{count} client" + ("s" if count != 1 else "")
+    setup = f"one uvicorn worker, SQLite, {clients}, {elapsed:.1f} s after a {warmup_seconds:g} s warm-up"
+    figures = {
+        "clients": count,
+        "orders": len(latencies),
+        "per_second": rate,
+        "p50_ms": p50,
+        "p95_ms": p95,
+        "p99_ms": p99,
+        "failures": dict(failures),
+        "warmup_failures": warmup_failures,
+        "load_cpu": cpu / elapsed,
+    }
+    return Report(setup, [table], lines, targets, figures)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=SECONDS, help=f"measured time (default: {SECONDS:g})")
     parser.add_argument("--clients", type=int, default=CLIENTS, help=f"concurrent clients (default: {CLIENTS})")
+    parser.add_argument("--warmup", type=float, default=WARMUP_SECONDS, help=f"warm-up (default: {WARMUP_SECONDS:g})")
+    add_common_options(parser, quick=f"{QUICK['seconds']:g} s after a {QUICK['warmup']:g} s warm-up")
     args = parser.parse_args(argv)
-    if args.seconds <= 0 or args.clients < 1:
-        parser.error("--seconds must be positive and --clients at least 1")
+    if args.quick:
+        args.seconds, args.warmup = QUICK["seconds"], QUICK["warmup"]
+    if args.seconds <= 0 or args.clients < 1 or args.warmup < 0:
+        parser.error("--seconds must be positive, --clients at least 1 and --warmup not negative")
     unlimited = str(10**9)
     environment = clean_environment(
         MARKET_HOURS="always",
@@ -162,7 +182,8 @@ def main(argv: list[str] | None = None) -> None:
         RISK_MAX_POSITION_NOTIONAL=str(MAX_POSITION_NOTIONAL),
     )
     with TemporaryDirectory() as tmp, run_server(Path(tmp), env=environment) as server:
-        asyncio.run(measure(server.base_url, args.seconds, args.clients))
+        report = asyncio.run(measure(server.base_url, args.seconds, args.clients, args.warmup))
+    report.publish(args.json)
 
 
 if __name__ == "__main__":

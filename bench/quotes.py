@@ -6,9 +6,8 @@ Both run on one core, side by side in one process, so the ratio shows the GraphQ
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import os
-import platform
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -16,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
+from bench.report import Report, Table, add_common_options
 from server.api.context import Context
 from server.api.schema import schema
 from server.brokers.paper.clock import ManualClock
@@ -24,23 +24,25 @@ from server.settings import Settings
 
 ROUNDS = 5
 ROUND_SECONDS = 1.0
+QUICK = {"rounds": 1, "round_seconds": 0.1}
 QUERY = '{ quote(symbol: "AAPL") { symbol bidPrice askPrice bidSize askSize timestamp } }'
 BATCH_QUERY = "{ quotes(symbols: %s) { symbol bidPrice askPrice } }"
+BATCH = 50
 
 
-async def _rate(operation: Callable[[], Awaitable[object]]) -> float:
+async def _rate(operation: Callable[[], Awaitable[object]], seconds: float) -> float:
     count, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < ROUND_SECONDS:
+    while (elapsed := time.perf_counter() - start) < seconds:
         await operation()
         count += 1
     return count / elapsed
 
 
-async def _median_rate(operation: Callable[[], Awaitable[object]]) -> float:
-    return statistics.median([await _rate(operation) for _ in range(ROUNDS)])
+async def _median_rate(operation: Callable[[], Awaitable[object]], rounds: int, seconds: float) -> float:
+    return statistics.median([await _rate(operation, seconds) for _ in range(rounds)])
 
 
-async def main() -> None:
+async def measure(rounds: int, seconds: float) -> Report:
     clock = ManualClock(datetime(2026, 11, 23, 15, tzinfo=UTC))
     with TemporaryDirectory() as tmp:
         settings = Settings(  # type: ignore[call-arg]
@@ -49,13 +51,13 @@ async def main() -> None:
             rate_limit_anonymous_per_minute=10**9,  # measure the limiter's cost, not its refusals
         )
         async with run_services(settings, clock=clock) as services:
-            await _measure(services)
+            return await _measure(services, rounds, seconds)
 
 
-async def _measure(services: Services) -> None:
+async def _measure(services: Services, rounds: int, seconds: float) -> Report:
     clock, market = services.clock, services.market
     assert isinstance(clock, ManualClock)
-    symbols = list(market.assets)[:50]
+    symbols = list(market.assets)[:BATCH]
     batch = BATCH_QUERY % str(symbols).replace("'", '"')
 
     async def simulator_quote() -> object:
@@ -74,18 +76,35 @@ async def _measure(services: Services) -> None:
         assert result.errors is None
         return result
 
-    raw = await _median_rate(simulator_quote)
-    one = await _median_rate(graphql_quote)
-    fifty = await _median_rate(graphql_batch)
+    raw = await _median_rate(simulator_quote, rounds, seconds)
+    one = await _median_rate(graphql_quote, rounds, seconds)
+    many = await _median_rate(graphql_batch, rounds, seconds)
 
-    machine = f"Python {platform.python_version()} on {platform.machine()} ({os.cpu_count()} cores)"
-    print(f"{machine}, median of {ROUNDS} one-second rounds\n")
-    print("| operation | per second | vs. simulator |")
-    print("|---|---:|---:|")
-    print(f"| simulator quote (AAPL) | {raw:,.0f} | 1.00 |")
-    print(f"| GraphQL `quote` (in-process execute) | {one:,.0f} | {one / raw:.3f} |")
-    print(f"| GraphQL `quotes` for 50 symbols | {fifty:,.0f} ({fifty * 50:,.0f} quotes) | {fifty * 50 / raw:.3f} |")
+    table = Table(["operation", "per second", "vs. simulator"], "lrr")
+    table.add("simulator quote (AAPL)", f"{raw:,.0f}", "1.00")
+    table.add("GraphQL `quote` (in-process execute)", f"{one:,.0f}", f"{one / raw:.3f}")
+    table.add(
+        f"GraphQL `quotes` for {BATCH} symbols",
+        f"{many:,.0f} ({many * BATCH:,.0f} quotes)",
+        f"{many * BATCH / raw:.3f}",
+    )
+    setup = f"one core, median of {rounds} rounds of {seconds:g} s" if rounds > 1 else f"one core, {seconds:g} s"
+    figures = {"simulator_per_second": raw, "graphql_quote_per_second": one, "graphql_quotes_50_per_second": many}
+    return Report(setup, [table], figures=figures)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"rounds, the median counts (default: {ROUNDS})")
+    parser.add_argument("--seconds", type=float, default=ROUND_SECONDS, help="seconds per round (default: 1)")
+    add_common_options(parser, quick=f"{QUICK['rounds']} round of {QUICK['round_seconds']:g} s")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.seconds = QUICK["rounds"], QUICK["round_seconds"]
+    if args.rounds < 1 or args.seconds <= 0:
+        parser.error("--rounds must be at least 1 and --seconds positive")
+    asyncio.run(measure(args.rounds, args.seconds)).publish(args.json)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

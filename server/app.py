@@ -15,11 +15,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
+from server.api.graphiql import graphiql_routes
 from server.api.http import graphql_app
 from server.brokers.paper.clock import Clock
 from server.db import ping
 from server.limits import BodySizeLimitMiddleware
 from server.log import RequestIdMiddleware, configure_logging
+from server.metrics.asgi import MetricsMiddleware
+from server.metrics.endpoint import metrics_endpoint
 from server.security.secrets import ServerSecrets
 from server.services import Services, run_services
 from server.settings import Settings
@@ -80,10 +83,13 @@ def create_app(
             Route("/", index),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            *([Route("/metrics", metrics_endpoint)] if settings.metrics_enabled else []),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            *graphiql_routes(),
         ],
         middleware=[
+            Middleware(MetricsMiddleware),
             Middleware(RequestIdMiddleware),
             *_cors(settings),
             Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes),

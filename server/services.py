@@ -28,6 +28,7 @@ from server.brokers.paper.market_data import PaperMarket
 from server.brokers.registry import BrokerRegistry
 from server.brokers.streaming import Family
 from server.db import create_engine, session_factory, upgrade_database_async
+from server.metrics import Metrics
 from server.security.passwords import HashingParameters, PasswordService
 from server.security.ratelimit import RateLimits
 from server.security.secrets import ServerSecrets, resolve_secrets
@@ -70,6 +71,7 @@ class Services:
     history: OrderHistory
     streams: StreamHub
     order_updates: OrderUpdates
+    metrics: Metrics  # this app's own registry: apps in one process never share series
 
     def quote_source_of(self, broker: object) -> QuoteSource | None:
         """Where the quotes of a broker's positions and contracts come from; None: the server's market."""
@@ -114,12 +116,13 @@ async def run_services(
         now=clock.now,
     )
     vault = Vault(secrets.fernet_keys)
-    limits = RateLimits.from_settings(settings)
+    metrics = Metrics()
+    limits = RateLimits.from_settings(settings, on_refused=metrics.rate_limited)
     paper_market = PaperMarket(exchange)
-    alpaca = alpaca_brokers(settings)
+    alpaca = alpaca_brokers(settings, metrics)
     market_data = server_market(settings, alpaca) or paper_market
     order_updates = OrderUpdates()
-    ledger_writer = LedgerWriter(sessions, now=clock.now, on_change=order_updates.publish)
+    ledger_writer = LedgerWriter(sessions, now=clock.now, on_change=order_updates.publish, metrics=metrics)
     paper_brokers = PaperBrokers(exchange)
     registry = BrokerRegistry(
         paper_brokers,
@@ -135,7 +138,7 @@ async def run_services(
         decrypt=vault.decrypt,
         allow_live=settings.allow_live_trading,
     )
-    streams = StreamHub(grace_seconds=settings.stream_grace_seconds)
+    streams = StreamHub(grace_seconds=settings.stream_grace_seconds, metrics=metrics)
     trading = TradingService(
         sessions,
         registry,
@@ -147,6 +150,7 @@ async def run_services(
         ),
         broker_timeout_seconds=settings.broker_timeout_seconds,
         now=clock.now,
+        metrics=metrics,
     )
     registry.resync = trading.sync_connection
     ledger_writer.start()
@@ -189,6 +193,7 @@ async def run_services(
             history=OrderHistory(sessions),
             streams=streams,
             order_updates=order_updates,
+            metrics=metrics,
         )
     finally:
         await streams.close()
@@ -203,7 +208,7 @@ async def run_services(
         await engine.dispose()
 
 
-def alpaca_brokers(settings: Settings) -> AlpacaBrokers:
+def alpaca_brokers(settings: Settings, metrics: Metrics | None = None) -> AlpacaBrokers:
     endpoints = AlpacaEndpoints(
         trading_url=settings.alpaca_trading_url,
         data_url=settings.alpaca_data_url,
@@ -214,7 +219,10 @@ def alpaca_brokers(settings: Settings) -> AlpacaBrokers:
     )
     return AlpacaBrokers(
         endpoints,
-        policy=CallPolicy(timeout_seconds=settings.broker_timeout_seconds),
+        policy=CallPolicy(
+            timeout_seconds=settings.broker_timeout_seconds,
+            on_attempt=metrics.alpaca_request if metrics is not None else None,
+        ),
         max_threads=settings.alpaca_max_threads,
         requests_per_minute=settings.alpaca_requests_per_minute,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import StrEnum
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -44,7 +45,10 @@ def to_async_url(url: str) -> str:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # hide_input_in_errors: a refused value may be a secret, and pydantic would echo it.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
 
     environment: Environment = Environment.DEVELOPMENT
     host: str = "127.0.0.1"
@@ -116,7 +120,13 @@ class Settings(BaseSettings):
     alpaca_secret_key: SecretStr | None = None
     broker_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
-    @field_validator("allowed_origins", "trusted_proxies", mode="before")
+    # /metrics (Prometheus). With a token it needs `Authorization: Bearer <token>`; the clients
+    # allowed are these addresses or networks (default: loopback only, or anyone with the token).
+    metrics_enabled: bool = True
+    metrics_token: SecretStr | None = None
+    metrics_allowed_clients: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("allowed_origins", "trusted_proxies", "metrics_allowed_clients", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -143,6 +153,21 @@ class Settings(BaseSettings):
         if parts.scheme in {"http", "ws"} and parts.hostname not in LOOPBACK_HOSTS:
             raise ValueError("must use https:// or wss:// unless the host is this machine")
         return value.rstrip("/")
+
+    @field_validator("metrics_allowed_clients")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        try:
+            return [str(ip_network(item, strict=False)) for item in value]
+        except ValueError:
+            raise ValueError("list IP addresses or networks (127.0.0.1, 10.0.0.0/8, ::1)") from None
+
+    @model_validator(mode="after")
+    def _metrics_private_in_production(self) -> Settings:
+        remote = [n for n in self.metrics_allowed_clients if not ip_network(n).is_loopback]
+        if self.environment is Environment.PRODUCTION and self.metrics_token is None and remote:
+            raise ValueError("in production, METRICS_ALLOWED_CLIENTS beyond loopback needs a METRICS_TOKEN")
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -2,73 +2,247 @@
 
 from __future__ import annotations
 
-import asyncio
+import importlib
+import json
 import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
+import bench.__main__ as runner
+import bench.fanout
+import bench.http_quotes
 import bench.login
 import bench.matching
 import bench.orders
+import bench.plain_route
+import bench.quote_calls
 import bench.quotes
+from tests.utils.processes import clean_environment
+
+REPOSITORY = Path(__file__).resolve().parent.parent
 
 
-def test_matching_benchmark_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(bench.matching, "ORDERS", 200)
-    monkeypatch.setattr(bench.matching, "ROUNDS", 1)
-    bench.matching.main()
-    table = capsys.readouterr().out
-    assert "| workload | no listener | with a trade-update listener |" in table
-    rows = [line.split("|")[2:4] for line in table.splitlines() if line.startswith("| ") and "orders" in line]
+def _rows(printed: str, first_column: str) -> dict[str, list[str]]:
+    """The printed Markdown tables' rows (header rows excluded), by their first cell."""
+    rows = {}
+    for line in printed.splitlines():
+        if line.startswith("| ") and not line.startswith(f"| {first_column} |"):
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def _number(cell: str) -> float:
+    return float(cell.split("(")[0].strip(" %").replace(",", ""))
+
+
+def _report(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def test_matching_benchmark_runs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bench.matching.main(["--orders", "200", "--rounds", "1", "--json", str(tmp_path / "r.json")])
+    printed = capsys.readouterr().out
+    assert "| workload | no listener | with a trade-update listener |" in printed
+    rows = _rows(printed, "workload")
     assert len(rows) == 3
-    assert all(float(cell.replace(",", "")) > 0 for row in rows for cell in row)
+    assert all(_number(cell) > 0 for row in rows.values() for cell in row)
+    result = _report(tmp_path / "r.json")
+    assert result["tables"][0]["rows"] == [[name, *cells] for name, cells in rows.items()]
+    slowest = min(rates["listener"] for rates in result["figures"]["rates"].values())
+    assert [target["met"] for target in result["targets"]] == [slowest >= bench.matching.TARGET_PER_SECOND]
 
 
-def test_quote_benchmark_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(bench.quotes, "ROUNDS", 1)
-    monkeypatch.setattr(bench.quotes, "ROUND_SECONDS", 0.05)
-    asyncio.run(bench.quotes.main())
-    table = capsys.readouterr().out
-    rows = [line.split("|")[2] for line in table.splitlines() if line.startswith("| ") and "operation" not in line]
+def test_quote_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    bench.quotes.main(["--quick"])
+    rows = _rows(capsys.readouterr().out, "operation")
     assert len(rows) == 3
-    assert all(float(row.split("(")[0].replace(",", "")) > 0 for row in rows)
+    assert all(_number(row[0]) > 0 for row in rows.values())
 
 
-def test_login_benchmark_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(bench.login, "PHASE_SECONDS", 0.5)
-    monkeypatch.setattr(bench.login, "WARMUP_SECONDS", 0.1)
-    bench.login.main(["--time-cost", "1", "--memory-kib", "8192"])
-    table = capsys.readouterr().out
-    assert "argon2id 1 passes, 8 MiB" in table
-    rows = [line.split("|")[2:5] for line in table.splitlines() if line.startswith(("| alone", "| with"))]
+def test_http_quote_benchmark_compares_graphql_with_the_plain_route(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bench.http_quotes.main(["--quick", "--connections", "4", "--json", str(tmp_path / "r.json")])
+    printed = capsys.readouterr().out
+    rows = _rows(printed, "route")
+    for route in (bench.http_quotes.TRIVIAL, bench.http_quotes.PLAIN, bench.http_quotes.GRAPHQL):
+        rate, p50, p99, _, _, _, failures = rows[route.name]
+        assert _number(rate) > 0
+        assert 0 < _number(p50) <= _number(p99) < 10_000  # milliseconds, measured
+        assert failures == "0"
+    result = _report(tmp_path / "r.json")
+    plain, graphql = (result["figures"][route.name] for route in (bench.http_quotes.PLAIN, bench.http_quotes.GRAPHQL))
+    assert result["figures"]["ratio"] == pytest.approx(graphql["per_second"] / plain["per_second"])
+    assert re.search(r"GraphQL / plain: \d+\.\d\d of the requests per second", printed)
+    [target] = result["targets"]
+    assert target["met"] == (result["figures"]["ratio"] >= 0.5)
+
+
+def test_plain_route_answers_what_the_graphql_quote_answers(tmp_path: Path) -> None:
+    """The baseline is only fair if both routes answer the same thing: the same fields of the same quote."""
+    # The market steps a minute after start-up: both answers come from its first step.
+    environment = clean_environment(DATA_DIR=str(tmp_path), MARKET_TICK_SECONDS="60")
+    with (
+        bench.plain_route.running(environment) as server,
+        httpx.Client(base_url=server.base_url, timeout=30) as http,
+    ):
+        plain = http.get("/plain/quote", params={"symbol": " aapl"}).json()
+        graphql = http.post("/graphql", json={"query": bench.http_quotes.GRAPHQL_QUERY}).json()["data"]["quote"]
+        unknown = http.get("/plain/quote", params={"symbol": "ZZZZ"})
+        malformed = http.get("/plain/quote")
+    assert plain == graphql
+    assert list(plain) == list(bench.plain_route.FIELDS)
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (400, "BAD_USER_INPUT")
+    assert (malformed.status_code, malformed.json()["error"]["code"]) == (400, "BAD_USER_INPUT")
+    assert not [log for log in server.logs() if log.get("level") == "ERROR"]
+
+
+def test_quote_calls_benchmark_counts_one_call_per_request(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bench.quote_calls.main(["--requests", "2", "--json", str(tmp_path / "r.json")])
+    rows = _rows(capsys.readouterr().out, "request")
+    assert len(rows) == 3
+    for requests, calls, per_request, symbols, _ in rows.values():
+        assert (requests, calls, per_request) == ("2", "2", "1")
+        carried, wanted = symbols.split(" of ")
+        assert carried == wanted
+    assert [target["met"] for target in _report(tmp_path / "r.json")["targets"]] == [True]
+
+
+def test_login_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    bench.login.main(["--quick", "--time-cost", "1", "--memory-kib", "8192"])
+    printed = capsys.readouterr().out
+    assert "argon2id 1 passes, 8 MiB" in printed
+    rows = _rows(printed, "quote query")
     assert len(rows) == 2
-    assert all(float(cell.replace(",", "")) > 0 for row in rows for cell in row)
-    assert re.search(r"p99 ratio \(with logins / alone\): \d+\.\d\d", table)
-    assert re.search(r"logins completed: [1-9]", table)
+    assert all(_number(cell) > 0 for row in rows.values() for cell in row)
+    assert re.search(r"p99 ratio \(with logins / alone\): \d+\.\d\d", printed)
+    assert re.search(r"logins completed: [1-9]", printed)
+    assert re.search(r"target: quote p99 at most 2x with logins: (met|NOT met)", printed)
 
 
-def test_order_entry_benchmark_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(bench.orders, "WARMUP_SECONDS", 0.1)
-    bench.orders.main(["--seconds", "0.5", "--clients", "2"])
-    table = capsys.readouterr().out
-    rows = [line.split("|")[1:6] for line in table.splitlines() if re.match(r"\| \d", line)]
+def test_order_entry_benchmark_runs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bench.orders.main(["--seconds", "0.5", "--warmup", "0.1", "--clients", "2", "--json", str(tmp_path / "r.json")])
+    printed = capsys.readouterr().out
+    rows = [line.split("|")[1:8] for line in printed.splitlines() if re.match(r"\| \d", line)]
     assert len(rows) == 1
-    assert all(float(cell.replace(",", "")) > 0 for cell in rows[0])
-    assert "target: at least 500 orders/s" in table
+    assert rows[0][0].strip() == "2"
+    assert all(_number(cell) > 0 for cell in rows[0][1:6])
+    result = _report(tmp_path / "r.json")
+    assert result["targets"] == []  # the issue's target is set at 16 clients
+    assert result["figures"]["failures"] == {}
 
 
 def test_fanout_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    import bench.fanout
-
-    bench.fanout.main(["--smoke"])
-    table = capsys.readouterr().out
-    rows = {line.split("|")[1].strip(): line.split("|")[3:10] for line in table.splitlines() if line.startswith("| ")}
+    bench.fanout.main(["--quick"])
+    printed = capsys.readouterr().out
+    rows = _rows(printed, "phase")
     for phase in ("fan-out", "most messages"):
-        cells = [float(cell.strip(" %").replace(",", "")) for cell in rows[phase]]
-        subscriptions, _, messages, per_second, _, p50, p99 = cells
+        subscriptions, _, messages, per_second, _, p50, p99 = (_number(cell) for cell in rows[phase][1:8])
         assert subscriptions == 20
         assert messages > 0
         assert per_second > 0
         assert 0 < p50 <= p99 < 10_000  # milliseconds, measured
-    assert re.search(r"memory per subscription: -?\d+\.\d KiB", table)
-    assert "targets: p99 under 100 ms: " in table
+    assert re.search(r"memory per subscription: -?\d+\.\d KiB", printed)
+    assert "target: at least 10,000 messages/s from one worker: NOT met" in printed
+
+
+def test_runner_writes_a_document_with_the_machine_the_figures_and_the_notes(tmp_path: Path) -> None:
+    output = tmp_path / "BENCHMARKS.md"
+    command = [sys.executable, "-m", "bench", "--quick", "--only", "matching,quote_calls", "--output", str(output)]
+    finished = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True, timeout=120, check=False)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    text = output.read_text()
+    assert text.startswith("# Benchmarks\n")
+    assert re.search(r"- \*\*Machine\*\*: .+, \d+ cores, ", text)
+    assert re.search(r"strawberry-graphql \d+\.\d+", text)
+    assert "`python -m bench --quick`" in text
+    assert "**A quick run**" in text
+    assert "## Paper exchange matching" in text
+    assert "Command: `python -m bench.matching --quick`" in text
+    assert "| workload | no listener | with a trade-update listener |" in text
+    assert "| 50 positions, each with its quote | 3 | 3 | 1 | 50 of 50 |" in text
+    assert "- target, 1 quote call per request, with every symbol in it: met" in text
+    assert (REPOSITORY / "bench" / "notes" / "quote_calls.md").read_text().strip() in text
+    assert "## Subscription fan-out" not in text
+
+
+def test_runner_keeps_going_past_a_benchmark_that_fails_or_hangs(tmp_path: Path) -> None:
+    missing = runner.Benchmark("no_such_benchmark", "Fails")
+    failed = runner.run_one(missing, (), quick=True, timeout=60, scratch=tmp_path)
+    assert failed.failure == "exited with status 1"
+    assert "No module named bench.no_such_benchmark" in failed.output
+
+    quotes = next(benchmark for benchmark in runner.BENCHMARKS if benchmark.name == "quotes")
+    hung = runner.run_one(quotes, ("--rounds", "1", "--seconds", "600"), quick=False, timeout=3.0, scratch=tmp_path)
+    assert hung.failure == "did not finish within 3 s (stopped)"
+    assert hung.seconds < 3.0 + runner.STOP_GRACE_SECONDS + 5
+
+    outcomes = [runner.Outcome(missing, [failed]), runner.Outcome(quotes, [hung])]
+    text = runner.document(outcomes, runner.Machine.now(), quick=False, only=True, seconds=1.0)
+    assert "| Fails |  | **did not run** | exited with status 1 |" in text
+    assert "**`python -m bench.no_such_benchmark --quick` exited with status 1**; the end of its output:" in text
+    assert "did not finish within 3 s (stopped)" in text
+
+
+def _state(pid: int) -> str:
+    """A process's state letter (Z: a zombie), or "gone"."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
+
+
+def test_a_stopped_benchmark_takes_the_processes_it_started_with_it(tmp_path: Path) -> None:
+    """A benchmark's servers run in its process group: stopping it on a timeout stops them too."""
+    child_pid = tmp_path / "child.pid"
+    script = (
+        "import subprocess, sys, time, pathlib\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        f"pathlib.Path({str(child_pid)!r}).write_text(str(child.pid))\n"
+        "time.sleep(600)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not child_pid.exists() or not child_pid.read_text():
+            assert time.monotonic() < deadline, "the child was not started"
+            time.sleep(0.05)
+        runner._stop_group(process)
+        assert process.poll() is not None
+        deadline = time.monotonic() + 10
+        while _state(int(child_pid.read_text())) not in {"Z", "gone"}:
+            assert time.monotonic() < deadline, "the benchmark's child outlived it"
+            time.sleep(0.05)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def test_every_benchmark_has_notes_and_the_common_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (runner.NOTES / "intro.md").read_text().strip()
+    for benchmark in runner.BENCHMARKS:
+        assert (runner.NOTES / f"{benchmark.name}.md").read_text().strip()
+        module = importlib.import_module(benchmark.module)
+        with pytest.raises(SystemExit):
+            module.main(["--help"])
+        printed = capsys.readouterr().out
+        assert "--quick" in printed
+        assert "--json PATH" in printed
+
+
+def test_a_partial_or_quick_run_never_overwrites_the_document(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--quick"], ["--only", "matching"]):
+        with pytest.raises(SystemExit):
+            runner.main(argv)
+        assert "give --output PATH" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        runner.main(["--only", "nope", "--output", "x.md"])
+    assert "unknown benchmark(s): nope" in capsys.readouterr().err

@@ -75,3 +75,10 @@ def test_local_alpaca_urls_may_be_plain() -> None:
     settings = Settings(alpaca_trading_url="http://127.0.0.1:8090/", alpaca_data_stream_url="ws://localhost:8090")
     assert settings.alpaca_trading_url == "http://127.0.0.1:8090"
     assert settings.alpaca_data_stream_url == "ws://localhost:8090"
+
+
+def test_a_refused_setting_never_echoes_its_value() -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(alpaca_api_key="PKSECRETVALUE123", metrics_allowed_clients=["not-a-network"])
+    assert "PKSECRETVALUE123" not in str(refused.value)
+    assert "not-a-network" not in str(refused.value)

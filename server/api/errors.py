@@ -23,6 +23,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
+from server.api.scalars import InvalidDecimalError
 from server.brokers.base import (
     BrokerAuthError,
     BrokerRateLimitedError,
@@ -91,6 +92,8 @@ def api_error_of(error: Exception) -> ApiError | None:
         return error
     if isinstance(error, UnknownSymbolError):
         return bad_user_input(str(error), symbols=list(error.symbols))
+    if isinstance(error, InvalidDecimalError):  # raised by the scalar while graphql-core checks an argument
+        return bad_user_input(str(error))
     if isinstance(error, RateLimited):
         return rate_limited(error.retry_after)
     if isinstance(error, PasswordHashTimeoutError):  # more sign-ins at once than the hashing threads can take

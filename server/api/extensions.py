@@ -18,6 +18,7 @@ from strawberry.extensions import (
 
 from server.api.context import Context, fresh_loaders
 from server.api.throttle import OperationRateLimit
+from server.metrics.graphql import OperationMetrics
 
 CACHE_SIZE = 512
 
@@ -70,6 +71,7 @@ def extensions(limits: QueryLimits) -> list[Callable[[], SchemaExtension]]:
         *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
     ]
     return [
+        OperationMetrics,  # first: its time spans the others' work too
         lambda: SafeParserCache(maxsize=CACHE_SIZE),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: AddValidationRules(rules),

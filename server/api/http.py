@@ -31,6 +31,7 @@ from strawberry.types import ExecutionResult
 from server.api.context import Context
 from server.api.errors import ErrorCode, to_client_error
 from server.api.extensions import QueryLimits
+from server.api.graphiql import graphiql_page
 from server.api.identity import authenticate, client_ip
 from server.api.origins import origin_allowed
 from server.api.schema import build_schema
@@ -90,6 +91,10 @@ class TradingGraphQL(GraphQL[Context, None]):
             return
         await super().__call__(scope, receive, send)
 
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # Strawberry's page loads GraphiQL from a CDN; ours is self-hosted and signs in.
+        return graphiql_page(request)
+
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         services: Services = request.app.state.services
         return Context(
@@ -145,7 +150,7 @@ def graphql_app(settings: Settings) -> TradingGraphQL:
     )
     return TradingGraphQL(
         build_schema(limits),
-        graphql_ide="graphiql",
+        graphql_ide="graphiql",  # a browser's GET /graphql gets render_graphql_ide's page
         allow_queries_via_get=True,  # queries only: Strawberry refuses mutations over GET
         allowed_origins=settings.allowed_origins,
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL, MULTIPART_SUBSCRIPTION_PROTOCOL),

@@ -10,6 +10,10 @@ from graphql import FloatValueNode, IntValueNode, StringValueNode, ValueNode
 MAX_DECIMAL_LENGTH = 40
 
 
+class InvalidDecimalError(ValueError):
+    """A Decimal argument the client sent is not one: answered as bad input (see api_error_of)."""
+
+
 def serialize_decimal(value: Decimal) -> str:
     return format(value, "f")
 
@@ -20,16 +24,16 @@ def parse_decimal(value: object) -> Decimal:
     A float has already lost digits, so it is refused rather than guessed at.
     """
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
-        raise ValueError('Decimal values are strings such as "12.34"')
+        raise InvalidDecimalError('Decimal values are strings such as "12.34"')
     text = str(value).strip()
     if len(text) > MAX_DECIMAL_LENGTH:
-        raise ValueError("Decimal value is too long")
+        raise InvalidDecimalError("Decimal value is too long")
     try:
         number = Decimal(text)
     except InvalidOperation:
-        raise ValueError("That is not a decimal number") from None
+        raise InvalidDecimalError("That is not a decimal number") from None
     if not number.is_finite():
-        raise ValueError("Decimal values must be finite")
+        raise InvalidDecimalError("Decimal values must be finite")
     return number
 
 
@@ -37,7 +41,7 @@ def parse_decimal_literal(node: ValueNode, _variables: dict[str, object] | None 
     """Literals in the query text: parsed from their own digits, never through float."""
     if isinstance(node, StringValueNode | IntValueNode | FloatValueNode):
         return parse_decimal(node.value)
-    raise ValueError('Decimal values are strings such as "12.34"')
+    raise InvalidDecimalError('Decimal values are strings such as "12.34"')
 
 
 DecimalScalar = strawberry.scalar(

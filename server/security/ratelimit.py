@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 
 from aiolimiter import AsyncLimiter
 
@@ -44,9 +45,10 @@ class Rate:
 
 
 class KeyedLimiter:
-    def __init__(self, rate: Rate, *, max_keys: int) -> None:
+    def __init__(self, rate: Rate, *, max_keys: int, on_refused: Callable[[], None] | None = None) -> None:
         self.rate = rate
         self._max_keys = max_keys
+        self._on_refused = on_refused  # told of every refusal (the metrics)
         self._buckets: OrderedDict[str, AsyncLimiter] = OrderedDict()
         self._in_flight: dict[str, int] = {}  # attempts started and not yet judged, per key
 
@@ -64,7 +66,7 @@ class KeyedLimiter:
         """Take one call from `key`'s bucket, or raise RateLimited without waiting."""
         bucket = self._bucket(key)
         if not bucket.has_capacity():
-            raise RateLimited(self.rate.retry_after)
+            raise self._refusal()
         await bucket.acquire()  # there is room, so this does not wait
 
     @asynccontextmanager
@@ -76,7 +78,7 @@ class KeyedLimiter:
         bucket = self._bucket(key)
         in_flight = self._in_flight.get(key, 0)
         if not bucket.has_capacity(in_flight + 1):
-            raise RateLimited(self.rate.retry_after)
+            raise self._refusal()
         self._in_flight[key] = in_flight + 1
         outcome = Attempt()
         try:
@@ -89,6 +91,11 @@ class KeyedLimiter:
                 del self._in_flight[key]
         if outcome.failed and bucket.has_capacity():
             await bucket.acquire()  # there is room, so this does not wait
+
+    def _refusal(self) -> RateLimited:
+        if self._on_refused is not None:
+            self._on_refused()
+        return RateLimited(self.rate.retry_after)
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -105,15 +112,18 @@ class RateLimits:
     orders: KeyedLimiter  # order entry (place, replace, close) per user
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RateLimits:
-        def limiter(calls: int, seconds: float) -> KeyedLimiter:
-            return KeyedLimiter(Rate(calls, seconds), max_keys=settings.rate_limit_max_keys)
+    def from_settings(cls, settings: Settings, *, on_refused: Callable[[str], None] | None = None) -> RateLimits:
+        """`on_refused` hears the limiter's name (its field here) at each refusal."""
+
+        def limiter(name: str, calls: int, seconds: float) -> KeyedLimiter:
+            told = partial(on_refused, name) if on_refused is not None else None
+            return KeyedLimiter(Rate(calls, seconds), max_keys=settings.rate_limit_max_keys, on_refused=told)
 
         window = settings.login_attempt_window_minutes * 60.0
         return cls(
-            user=limiter(settings.rate_limit_user_per_minute, 60),
-            anonymous=limiter(settings.rate_limit_anonymous_per_minute, 60),
-            login_username=limiter(settings.login_attempts_per_username, window),
-            login_ip=limiter(settings.login_attempts_per_ip, window),
-            orders=limiter(settings.rate_limit_orders_per_minute, 60),
+            user=limiter("user", settings.rate_limit_user_per_minute, 60),
+            anonymous=limiter("anonymous", settings.rate_limit_anonymous_per_minute, 60),
+            login_username=limiter("login_username", settings.login_attempts_per_username, window),
+            login_ip=limiter("login_ip", settings.login_attempts_per_ip, window),
+            orders=limiter("orders", settings.rate_limit_orders_per_minute, 60),
         )

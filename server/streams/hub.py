@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 from server.brokers.registry import ConnectionRef
 from server.brokers.streaming import Channel, Family, MarketEvent, MarketFeed
+from server.metrics import Metrics, UpstreamStream
+from server.metrics.labels import provider_of
 from server.streams.backoff import Backoff
 from server.streams.mailbox import Mailbox
 from server.streams.runner import FeedFailure, FeedRunner
@@ -130,10 +132,16 @@ class _UserStreams:
             runner = self.runners.get(family)
             if runner is None and any(wanted.values()):
                 runner = self.runners[family] = FeedRunner(
-                    self.feed(family), self.deliver, self._failed, backoff=self._hub.backoff
+                    self.feed(family), self.deliver, self._failed, backoff=self._hub.backoff, gauge=self._gauge(family)
                 )
             if runner is not None:
                 runner.want(wanted)
+
+    def _gauge(self, family: Family) -> UpstreamStream | None:
+        metrics = self._hub.metrics
+        if metrics is None:
+            return None
+        return metrics.upstream(provider_of(type(self.feed(family)).__name__), f"market_{family.value}")
 
     def deliver(self, events: Sequence[tuple[Channel, MarketEvent]]) -> None:
         for channel, event in events:
@@ -172,9 +180,12 @@ class _UserStreams:
 
 
 class StreamHub:
-    def __init__(self, *, grace_seconds: float = 5.0, backoff: Backoff | None = None) -> None:
+    def __init__(
+        self, *, grace_seconds: float = 5.0, backoff: Backoff | None = None, metrics: Metrics | None = None
+    ) -> None:
         self.grace_seconds = grace_seconds
         self.backoff = backoff or Backoff()
+        self.metrics = metrics
         self._users: dict[ConnectionRef, _UserStreams] = {}
 
     def subscribe(

@@ -22,6 +22,7 @@ from server.brokers.streaming import (
     FeedProblem,
     MarketFeed,
 )
+from server.metrics import UpstreamStream
 from server.streams.backoff import Backoff
 
 logger = logging.getLogger(__name__)
@@ -43,8 +44,17 @@ FailureSink = Callable[["FeedRunner", FeedFailure], None]
 
 
 class FeedRunner:
-    def __init__(self, feed: MarketFeed, deliver: EventSink, on_failure: FailureSink, *, backoff: Backoff) -> None:
+    def __init__(
+        self,
+        feed: MarketFeed,
+        deliver: EventSink,
+        on_failure: FailureSink,
+        *,
+        backoff: Backoff,
+        gauge: UpstreamStream | None = None,
+    ) -> None:
         self.feed = feed
+        self._gauge = gauge
         self._deliver = deliver
         self._on_failure = on_failure
         self._backoff = backoff
@@ -91,12 +101,16 @@ class FeedRunner:
                 await asyncio.sleep(self._backoff.delay(1))
             finally:
                 self.connected = False
+                if self._gauge is not None:
+                    self._gauge.down()
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
                         await connection.close()
 
     async def _serve(self, connection: FeedConnection) -> None:
         self.connected = True
+        if self._gauge is not None:
+            self._gauge.up()
         subscribed: dict[Channel, frozenset[str]] = {channel: frozenset() for channel in Channel}
         closed = asyncio.create_task(connection.wait_closed())
         try:
@@ -127,4 +141,6 @@ class FeedRunner:
 
     def _fail(self, problem: FeedProblem, message: str) -> None:
         logger.warning("feed refused", extra={"problem": problem.value})
+        if self._gauge is not None:
+            self._gauge.failed(problem.value)
         self._on_failure(self, FeedFailure(problem, message))

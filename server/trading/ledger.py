@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.brokers.domain import CLOSED_STATUS_VALUES, Order, OrderRequest, OrderStatus, TradeUpdate
 from server.brokers.registry import ConnectionRef
+from server.metrics import Metrics
 from server.models import Order as OrderRow
 from server.models import OrderEvent
 
@@ -134,6 +135,7 @@ class _Report:
 class _Batch:
     session: AsyncSession
     rows: dict[tuple[str, str], OrderRow] = field(default_factory=dict)
+    statuses: list[str] = field(default_factory=list)  # each status an order reached, counted once committed
 
 
 class LedgerWriter:
@@ -142,10 +144,12 @@ class LedgerWriter:
         sessions: async_sessionmaker[AsyncSession],
         now: Callable[[], datetime],
         on_change: ChangeSink | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._sessions = sessions
         self._now = now
         self._on_change = on_change
+        self._metrics = metrics
         self._queue: asyncio.Queue[_Report] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -205,6 +209,9 @@ class LedgerWriter:
                     snapshot = OrderRow.model_validate(row.model_dump())
                     changes.append(OrderChange(report.ref.user_id, report.ref.connection_id, report.event, snapshot))
             await session.commit()
+        if self._metrics is not None:
+            for status in batch.statuses:
+                self._metrics.order_status(status)
         for report, row in results:
             if report.done is not None and not report.done.done():
                 report.done.set_result(row)
@@ -230,9 +237,13 @@ class LedgerWriter:
                 row.replaces_order_id = replaced.id if replaced is not None else None
             batch.session.add(row)
             batch.rows[(ref.user_id, row.client_order_id)] = row
+            batch.statuses.append(row.status)
             moved = True
         else:
+            before = row.status
             moved = merge(row, order, now)
+            if row.status != before:
+                batch.statuses.append(row.status)
             if parent is not None and row.parent_order_id is None:
                 row.parent_order_id = parent.id
         await batch.session.flush()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server.brokers.alpaca.broker import AlpacaBroker
 from server.brokers.base import (
     Broker,
     BrokerAuthError,
@@ -44,6 +46,8 @@ from server.brokers.domain import (
     ReplaceRequest,
 )
 from server.brokers.registry import BrokerRegistry, ConnectionRef
+from server.metrics import Metrics
+from server.metrics.labels import connection_kind
 from server.models import BrokerConnection, User
 from server.models import Order as OrderRow
 from server.trading import ledger
@@ -95,7 +99,9 @@ class TradingService:
         risk_defaults: RiskLimits,
         broker_timeout_seconds: float,
         now: Callable[[], datetime],
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._sessions = sessions
         self._registry = registry
         self._ledger = ledger_writer
@@ -128,15 +134,32 @@ class TradingService:
         return found
 
     def broker(self, connection: BrokerConnection) -> Broker:
-        return self._registry.broker_for(connection)
+        broker = self._registry.broker_for(connection)
+        # Here a broker meets its connection's kind: its trade-updates stream is counted as
+        # paper or live from its first connect (the stream's task has not run yet).
+        if self._metrics is not None and isinstance(broker, AlpacaBroker) and broker.stream.gauge is None:
+            broker.stream.gauge = self._metrics.upstream(connection_kind(connection.kind), "trade_updates")
+        return broker
 
     async def call(self, action: Awaitable[T], *, budget_calls: int = 1) -> T:
         """A broker call with the broker timeout (times `budget_calls`, for an action that may
         need several calls to settle): past it, BrokerUnavailableError."""
+        started = time.perf_counter()
         try:
-            return await asyncio.wait_for(action, self._timeout * budget_calls)
+            result = await asyncio.wait_for(action, self._timeout * budget_calls)
         except TimeoutError:
-            raise BrokerUnavailableError("the broker did not answer in time") from None
+            failure = BrokerUnavailableError("the broker did not answer in time")
+            self._observe(action, failure, started)
+            raise failure from None
+        except Exception as error:
+            self._observe(action, error, started)
+            raise
+        self._observe(action, None, started)
+        return result
+
+    def _observe(self, action: Awaitable[object], error: Exception | None, started: float) -> None:
+        if self._metrics is not None:
+            self._metrics.broker_call(action, error, time.perf_counter() - started)
 
     # ----- placing --------------------------------------------------------------------
 
@@ -443,6 +466,10 @@ class TradingService:
             await session.flush()  # the row before its event: no relationship() orders them for the ORM
             session.add(local_event(row, self._now()))
             await session.commit()
+        if self._metrics is not None:
+            self._metrics.order_status(row.status)
+            if row.reject_code is not None:
+                self._metrics.order_rejected(row.reject_code)
         return row
 
     async def _insert_rejected(self, row: OrderRow, problem: UserProblem) -> OrderRow:
@@ -483,11 +510,16 @@ class TradingService:
         async with self._sessions() as session:
             stored = await session.get(OrderRow, row.id)
             assert stored is not None
+            before = stored.status
             for name, value in fields.items():
                 setattr(stored, name, value)
             stored.updated_at = self._now()
             session.add(local_event(stored, self._now(), event=event))
             await session.commit()
+        if self._metrics is not None and stored.status != before:
+            self._metrics.order_status(stored.status)
+            if stored.status == OrderStatus.REJECTED.value:
+                self._metrics.order_rejected(stored.reject_code)
         return stored
 
 

@@ -47,10 +47,14 @@ def _pump(stream: object, lines: queue.Queue[str | None]) -> None:
 
 @contextmanager
 def run_server(
-    cwd: Path, args: Sequence[str] = ("serve", "--port", "0"), env: dict[str, str] | None = None
+    cwd: Path,
+    args: Sequence[str] = ("serve", "--port", "0"),
+    env: dict[str, str] | None = None,
+    *,
+    module: str = "server",
 ) -> Iterator[ServerProcess]:
-    """Start `python -m server ARGS` (port 0: a free one) and wait until uvicorn listens."""
-    command = [sys.executable, "-m", "server", *args]
+    """Start `python -m MODULE ARGS` (port 0: a free one) and wait until uvicorn listens."""
+    command = [sys.executable, "-m", module, *args]
     process = subprocess.Popen(
         command,
         cwd=cwd,
@@ -63,10 +67,12 @@ def run_server(
     lines: queue.Queue[str | None] = queue.Queue()
     threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True).start()
     server = ServerProcess(process=process, base_url="")
+    ended = False  # the pump's end-of-output mark has been read
     try:
         while not server.base_url:
             line = lines.get(timeout=STARTUP_TIMEOUT_SECONDS)
             if line is None:
+                ended = True
                 raise RuntimeError("server exited before listening:\n" + "\n".join(server.log_lines))
             server.log_lines.append(line)
             if match := _LISTENING.search(line):
@@ -80,7 +86,10 @@ def run_server(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=SHUTDOWN_TIMEOUT_SECONDS)
-        while (line := lines.get(timeout=SHUTDOWN_TIMEOUT_SECONDS)) is not None:
-            server.log_lines.append(line)
+        while not ended:
+            line = lines.get(timeout=SHUTDOWN_TIMEOUT_SECONDS)
+            ended = line is None
+            if line is not None:
+                server.log_lines.append(line)
         if process.stdout is not None:
             process.stdout.close()

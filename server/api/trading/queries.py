@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated
 
@@ -184,6 +184,12 @@ async def _warm_quote_sources(info: Info, connection_ids: set[str]) -> None:
 
 
 def _aware(moment: datetime | None, name: str) -> datetime | None:
-    if moment is not None and moment.tzinfo is None:
+    """The moment in UTC, as the ledger compares it."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
         raise bad_user_input(f"{name} needs a time zone (e.g. 2026-11-23T14:30:00Z).")
-    return moment
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first UTC moment Python has
+        raise bad_user_input(f"{name} is out of range.") from None

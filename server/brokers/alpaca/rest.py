@@ -87,6 +87,8 @@ class CallPolicy:
     timeout_seconds: float = 10.0
     max_attempts: int = 4
     backoff: Backoff = field(default_factory=lambda: Backoff(first_seconds=0.25, max_seconds=4.0))
+    # Hears how each attempt ended (`attempt_outcome`): the metrics. It must not raise.
+    on_attempt: Callable[[str], None] | None = None
 
 
 @dataclass(slots=True)
@@ -178,8 +180,9 @@ class AlpacaRest:
         while True:
             attempt += 1
             try:
-                return await self._attempt(action, deadline)
+                result = await self._attempt(action, deadline)
             except _Retry as retry:
+                self._observe(retry)
                 failure = retry.failure
                 rate_limited = isinstance(failure, BrokerRateLimitedError)
                 if attempt >= self._policy.max_attempts or not (retry_failures or rate_limited):
@@ -189,6 +192,16 @@ class AlpacaRest:
                 if loop.time() + wait >= deadline:
                     raise failure from None
                 await asyncio.sleep(wait)
+            except Exception as error:
+                self._observe(error)
+                raise
+            else:
+                self._observe(None)
+                return result
+
+    def _observe(self, error: Exception | None) -> None:
+        if self._policy.on_attempt is not None:
+            self._policy.on_attempt(attempt_outcome(error))
 
     async def _attempt(self, action: Callable[[AlpacaClients], T], deadline: float) -> T:
         """One request: a place among the account's calls, then a token of its rate, then a thread.
@@ -238,6 +251,25 @@ class AlpacaRest:
             return action(clients)
         finally:
             self._idle.append(clients)
+
+
+def attempt_outcome(error: Exception | None) -> str:
+    """How one attempt ended: ok, rate_limited (Alpaca's 429), throttled (this server's own
+    per-account limit left no room in time), unavailable, auth_failed, not_found, rejected, error."""
+    if error is None:
+        return "ok"
+    if isinstance(error, _Retry):
+        return "rate_limited" if isinstance(error.failure, BrokerRateLimitedError) else "unavailable"
+    for kind, outcome in (
+        (BrokerRateLimitedError, "throttled"),
+        (BrokerUnavailableError, "unavailable"),
+        (BrokerAuthError, "auth_failed"),
+        (NotFoundError, "not_found"),
+        (OrderRejectedError, "rejected"),
+    ):
+        if isinstance(error, kind):
+            return outcome
+    return "error"
 
 
 def _mapped(error: APIError) -> Exception:

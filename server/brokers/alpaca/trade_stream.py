@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from server.brokers.alpaca import convert
 from server.brokers.domain import TradeUpdate
+from server.metrics import UpstreamStream
 from server.streams.backoff import Backoff
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ class TradeUpdatesStream:
         self._resuming: set[asyncio.Task[None]] = set()
         self.connects = 0  # sessions that reached "listening"
         self.refused = False  # the last attempt was refused for its keys
+        # Who counts the live connection; set by whoever knows the account's kind (paper or live).
+        self.gauge: UpstreamStream | None = None
 
     def __repr__(self) -> str:  # never the keys
         return f"TradeUpdatesStream({self._url})"
@@ -101,6 +104,8 @@ class TradeUpdatesStream:
                 await self._session()
             except StreamRefused:
                 self.refused = True
+                if self.gauge is not None:
+                    self.gauge.failed("auth_failed")
                 logger.warning("trade updates stream refused the connection's keys; retrying slowly")
                 await asyncio.sleep(REFUSED_RETRY_SECONDS)
                 continue
@@ -125,6 +130,8 @@ class TradeUpdatesStream:
                 await self._sign_in(websocket)
             self.refused = False
             self.connects += 1
+            if self.gauge is not None:
+                self.gauge.up()
             # Also the first time: orders may have moved before it was up. One catch-up at a time.
             if self._on_resume is not None and not self._resuming:
                 resume = asyncio.create_task(self._resume(), name="alpaca-trade-updates-resume")
@@ -136,6 +143,8 @@ class TradeUpdatesStream:
         except TimeoutError:
             raise StreamBroken("no answer while signing in") from None
         finally:
+            if self.gauge is not None:
+                self.gauge.down()
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
                     await websocket.close()

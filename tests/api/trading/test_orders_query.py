@@ -88,6 +88,15 @@ async def test_filters_by_status_symbol_and_side(client: httpx.AsyncClient) -> N
     assert error_codes(naive) == ["BAD_USER_INPUT"]
 
 
+async def test_moments_outside_the_utc_range_are_bad_input(client: httpx.AsyncClient) -> None:
+    """Found by the fuzzer: since/until with no UTC equivalent Python can hold failed the query."""
+    ada = await register(client, "ada")
+    dated = "query($s: DateTime, $u: DateTime) { orders(status: ALL, since: $s, until: $u) { nodes { id } } }"
+    for window in ({"s": "0001-01-01T00:00:00+14:00", "u": None}, {"s": None, "u": "9999-12-31T23:59:59-12:00"}):
+        result = await as_user(client, ada.access_token, dated, window)
+        assert error_codes(result) == ["BAD_USER_INPUT"], window
+
+
 async def test_bad_cursors_and_page_sizes_are_bad_input(client: httpx.AsyncClient) -> None:
     ada = await register(client, "ada")
     for variables in ({"first": 3, "after": "bm90LWEtY3Vyc29y"}, {"first": 3, "after": "%%%"}, {"first": 0}):

@@ -1,0 +1,312 @@
+"""A quote over HTTP: the GraphQL `quote` query against a plain Starlette JSON route, same process, same run.
+
+Run: `.venv/bin/python -m bench.http_quotes` (prints Markdown tables; nothing is asserted).
+One server process (`python -m bench.plain_route`: the real app, one uvicorn worker, plus
+`/plain/quote`, which answers the same fields of the same quote from the same quote source
+through the same middleware); this process is the load, on loopback: 32 keep-alive
+HTTP/1.1 connections, each sending its next request as soon as the last is answered, for a
+bounded time. A raw asyncio protocol on uvloop keeps the load cheap: first it drives the
+app's trivial `/healthz`, to show how many requests a second one core of load can send,
+then plain and GraphQL rounds alternate (plain, GraphQL, plain, ...), each a warm-up and a
+measured window, and each kind's figures are the medians of its rounds. Only 200 answers
+carrying a quote count; the rest are failures. The issue's target: GraphQL at least half
+the plain route's requests per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from tempfile import TemporaryDirectory
+from urllib.parse import urlsplit
+
+import httpx
+import uvloop
+
+from bench.measure import cpu_seconds, percentile
+from bench.plain_route import FIELDS, PATH, running
+from bench.report import Report, Table, Target, add_common_options
+from tests.utils.processes import clean_environment
+
+CONNECTIONS = 32
+ROUNDS = 3
+SECONDS = 5.0
+WARMUP_SECONDS = 1.0
+QUICK = {"rounds": 1, "seconds": 0.5, "warmup": 0.2}
+DRAIN_TIMEOUT_SECONDS = 30.0  # answers still out when a window ends
+TARGET_RATIO = 0.5
+LOAD_BUSY = 0.9  # a load process busier than this may have been the limit
+SYMBOL = "AAPL"
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length: *(\d+)", re.IGNORECASE)
+GRAPHQL_QUERY = f'{{ quote(symbol: "{SYMBOL}") {{ {" ".join(FIELDS)} }} }}'
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    method: str
+    path: str
+    body: bytes = b""
+    expect: bytes = b'"bidPrice"'  # in every good answer's body
+
+    def request(self, host: str) -> bytes:
+        head = f"{self.method} {self.path} HTTP/1.1\r\nHost: {host}\r\n"
+        if self.body:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(self.body)}\r\n"
+        return (head + "\r\n").encode() + self.body
+
+
+TRIVIAL = Route("trivial `/healthz`", "GET", "/healthz", expect=b'"ok"')
+PLAIN = Route(f"plain Starlette `{PATH}`", "GET", f"{PATH}?symbol={SYMBOL}")
+GRAPHQL = Route("GraphQL `quote`", "POST", "/graphql", json.dumps({"query": GRAPHQL_QUERY}).encode())
+
+
+@dataclass
+class Window:
+    start: float
+    stop: float
+    latencies: list[float] = field(default_factory=list)
+    failures: Counter[str] = field(default_factory=Counter)
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection, one request out at a time; answers inside the window are recorded."""
+
+    def __init__(self, request: bytes, expect: bytes, window: Window, closed: asyncio.Future[None]) -> None:
+        self.request, self.expect, self.window, self.closed = request, expect, window, closed
+        self.buffer = bytearray()
+        self.sent = 0.0
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set on connecting
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's TCP transports: not asyncio's class
+        self._send()
+
+    def _send(self) -> None:
+        self.sent = time.perf_counter()
+        self.transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = bytes(buffer[:end])
+        found = _CONTENT_LENGTH.search(head)
+        if found is None:
+            self._fail("an answer without content-length")
+            return
+        length = int(found[1])
+        if len(buffer) < end + 4 + length:
+            return
+        now = time.perf_counter()
+        body = bytes(buffer[end + 4 : end + 4 + length])
+        del buffer[: end + 4 + length]
+        window = self.window
+        if window.start <= now < window.stop:
+            if not head.startswith(b"HTTP/1.1 200 "):
+                window.failures[head.split(b"\r\n", 1)[0].decode(errors="replace")] += 1
+            elif self.expect not in body or b'"errors"' in body:
+                window.failures["200 without the expected answer"] += 1
+            else:
+                window.latencies.append(now - self.sent)
+        if now < window.stop:
+            self._send()
+        else:
+            self.transport.close()
+
+    def _fail(self, why: str) -> None:
+        self.window.failures[why] += 1
+        self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if time.perf_counter() < self.window.stop:
+            self.window.failures[f"connection lost: {exc}"] += 1
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+@dataclass
+class Round:
+    route: Route
+    seconds: float
+    latencies: list[float]
+    failures: Counter[str]
+    server_cpu: float  # seconds of CPU in the window
+    load_cpu: float
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def ms(self, fraction: float) -> float:
+        return percentile(self.latencies, fraction) * 1000
+
+
+async def _round(
+    address: tuple[str, int], server_pid: int, route: Route, connections: int, warmup: float, seconds: float
+) -> Round:
+    loop = asyncio.get_running_loop()
+    request = route.request(f"{address[0]}:{address[1]}")
+    begin = time.perf_counter()
+    window = Window(begin + warmup, begin + warmup + seconds)
+    closed = [loop.create_future() for _ in range(connections)]
+    await asyncio.gather(
+        *(loop.create_connection(lambda f=f: _Connection(request, route.expect, window, f), *address) for f in closed)
+    )
+    await asyncio.sleep(max(0.0, window.start - time.perf_counter()))
+    load_started, server_started = time.process_time(), cpu_seconds(server_pid)
+    await asyncio.sleep(max(0.0, window.stop - time.perf_counter()))
+    load_cpu, server_cpu = time.process_time() - load_started, cpu_seconds(server_pid) - server_started
+    async with asyncio.timeout(DRAIN_TIMEOUT_SECONDS):
+        await asyncio.gather(*closed)
+    return Round(route, seconds, window.latencies, window.failures, server_cpu, load_cpu)
+
+
+async def _rounds(base_url: str, server_pid: int, args: argparse.Namespace) -> list[Round]:
+    url = urlsplit(base_url)
+    address = (url.hostname or "127.0.0.1", url.port or 80)
+    rounds = [await _round(address, server_pid, TRIVIAL, args.connections, args.warmup, args.seconds)]
+    for _ in range(args.rounds):
+        for route in (PLAIN, GRAPHQL):
+            rounds.append(await _round(address, server_pid, route, args.connections, args.warmup, args.seconds))
+    return rounds
+
+
+def check_same_answer(base_url: str) -> None:
+    """Both routes answer the same fields of the same quote (the market moves at most a step between them)."""
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        plain = http.get(PLAIN.path).raise_for_status().json()
+        graphql = http.post("/graphql", json={"query": GRAPHQL_QUERY}).raise_for_status().json()
+    quote = graphql["data"]["quote"]
+    if list(plain) != list(quote) or plain["symbol"] != quote["symbol"]:
+        raise RuntimeError(f"the routes answer differently: {plain} against {quote}")
+
+
+@dataclass
+class Summary:
+    """One route's rounds: medians of their figures, and CPU per request over all of them."""
+
+    route: Route
+    rounds: list[Round]
+
+    def median(self, figure: str) -> float:
+        values = {
+            "rate": [r.rate for r in self.rounds],
+            "p50": [r.ms(0.5) for r in self.rounds],
+            "p99": [r.ms(0.99) for r in self.rounds],
+            "server_cpu": [r.server_cpu / r.seconds for r in self.rounds],
+            "load_cpu": [r.load_cpu / r.seconds for r in self.rounds],
+        }[figure]
+        return statistics.median(values)
+
+    @property
+    def failures(self) -> Counter[str]:
+        return sum((r.failures for r in self.rounds), Counter[str]())
+
+    def us_per_request(self, cpu: str) -> float:
+        """Microseconds of the server's ("server") or the load's ("load") CPU per answered request."""
+        seconds = sum(r.server_cpu if cpu == "server" else r.load_cpu for r in self.rounds)
+        return seconds / max(1, sum(len(r.latencies) for r in self.rounds)) * 1e6
+
+    def figures(self) -> dict[str, object]:
+        return {
+            "per_second": self.median("rate"),
+            "p50_ms": self.median("p50"),
+            "p99_ms": self.median("p99"),
+            "server_cpu": self.median("server_cpu"),
+            "server_us_per_request": self.us_per_request("server"),
+            "load_cpu": self.median("load_cpu"),
+            "load_us_per_request": self.us_per_request("load"),
+            "failures": self.failures.total(),
+            "rounds_per_second": [r.rate for r in self.rounds],
+        }
+
+
+def report(rounds: list[Round], args: argparse.Namespace) -> Report:
+    summaries = [Summary(route, [r for r in rounds if r.route is route]) for route in (TRIVIAL, PLAIN, GRAPHQL)]
+    trivial, plain, graphql = summaries
+    table = Table(
+        ["route", "requests/s", "p50 ms", "p99 ms", "server CPU", "server us/request", "load CPU", "failures"],
+        "lrrrrrrr",
+    )
+    for summary in summaries:
+        table.add(
+            summary.route.name,
+            f"{summary.median('rate'):,.0f}",
+            f"{summary.median('p50'):.2f}",
+            f"{summary.median('p99'):.2f}",
+            f"{summary.median('server_cpu'):.0%}",
+            f"{summary.us_per_request('server'):,.0f}",
+            f"{summary.median('load_cpu'):.0%}",
+            f"{summary.failures.total():,}",
+        )
+    each = Table(["round", "route", "requests/s", "p50 ms", "p99 ms"], "rlrrr")
+    for n, r in enumerate(rounds):
+        each.add(n, r.route.name, f"{r.rate:,.0f}", f"{r.ms(0.5):.2f}", f"{r.ms(0.99):.2f}")
+    ratio = graphql.median("rate") / plain.median("rate")
+    p50_ratio, p99_ratio = (graphql.median(figure) / plain.median(figure) for figure in ("p50", "p99"))
+    layer = graphql.us_per_request("server") - plain.us_per_request("server")
+    load_capacity = 1e6 / max(trivial.us_per_request("load"), 1e-3)
+    lines = [
+        f"GraphQL / plain: {ratio:.2f} of the requests per second, p50 {p50_ratio:.1f}x, p99 {p99_ratio:.1f}x",
+        f"the GraphQL layer costs the server {layer:,.0f} us of CPU per request (GraphQL's less the plain route's)",
+        f"load generator: {trivial.us_per_request('load'):.0f} us of CPU per request (against `/healthz`), so one "
+        f"core of load sends about {load_capacity:,.0f} requests/s, {load_capacity / plain.median('rate'):.1f}x "
+        "the plain route's rate",
+    ]
+    for summary in summaries:
+        lines += [f"{summary.route.name}: {count:,} x {why}" for why, count in summary.failures.most_common(3)]
+    busy = [r for r in rounds if r.load_cpu / r.seconds > LOAD_BUSY]
+    if busy:
+        lines.append(
+            f"the load process was over {LOAD_BUSY:.0%} busy in {len(busy)} round(s): it may have been the limit"
+        )
+    setup = (
+        f"one uvicorn worker and this load process on loopback, sharing the cores; "
+        f"{args.connections} keep-alive connections; {args.rounds} round(s) per route, each {args.seconds:g} s "
+        f"after a {args.warmup:g} s warm-up; medians of the rounds"
+    )
+    figures: dict[str, object] = {summary.route.name: summary.figures() for summary in summaries}
+    figures |= {"ratio": ratio, "connections": args.connections}
+    target = Target(
+        f"GraphQL at least {TARGET_RATIO:g} of the plain route's requests/s",
+        ratio >= TARGET_RATIO,
+        f"{ratio:.2f}: {graphql.median('rate'):,.0f} against {plain.median('rate'):,.0f}",
+    )
+    return Report(setup, [table, each], lines, [target], figures)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--connections", type=int, default=CONNECTIONS, help=f"(default: {CONNECTIONS})")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"rounds per route (default: {ROUNDS})")
+    parser.add_argument("--seconds", type=float, default=SECONDS, help=f"measured per round (default: {SECONDS:g})")
+    parser.add_argument("--warmup", type=float, default=WARMUP_SECONDS, help="warm-up per round (default: 1)")
+    add_common_options(parser, quick=", ".join(f"{name} {value:g}" for name, value in QUICK.items()))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.seconds, args.warmup = QUICK["rounds"], QUICK["seconds"], QUICK["warmup"]
+    if min(args.connections, args.rounds) < 1 or args.seconds <= 0 or args.warmup < 0:
+        parser.error("--connections and --rounds must be at least 1, --seconds positive, --warmup not negative")
+    with TemporaryDirectory() as data:
+        environment = clean_environment(DATA_DIR=data, RATE_LIMIT_ANONYMOUS_PER_MINUTE=str(10**9))
+        with running(environment) as server:
+            check_same_answer(server.base_url)
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                rounds = runner.run(_rounds(server.base_url, server.process.pid, args))
+        errors = [log for log in server.logs() if log.get("level") == "ERROR"]
+    result = report(rounds, args)
+    result.lines += [f"server logged at ERROR: {log.get('msg')}" for log in errors[:3]]
+    result.publish(args.json)
+
+
+if __name__ == "__main__":
+    main()
