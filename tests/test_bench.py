@@ -72,7 +72,13 @@ def test_http_quote_benchmark_compares_graphql_with_the_plain_route(
     bench.http_quotes.main(["--quick", "--connections", "4", "--json", str(tmp_path / "r.json")])
     printed = capsys.readouterr().out
     rows = _rows(printed, "route")
-    for route in (bench.http_quotes.TRIVIAL, bench.http_quotes.PLAIN, bench.http_quotes.GRAPHQL):
+    routes = (
+        bench.http_quotes.TRIVIAL,
+        bench.http_quotes.PLAIN,
+        bench.http_quotes.GRAPHQL,
+        bench.http_quotes.GRAPHQL_FRESH,
+    )
+    for route in routes:
         rate, p50, p99, _, _, _, failures = rows[route.name]
         assert _number(rate) > 0
         assert 0 < _number(p50) <= _number(p99) < 10_000  # milliseconds, measured
@@ -80,6 +86,8 @@ def test_http_quote_benchmark_compares_graphql_with_the_plain_route(
     result = _report(tmp_path / "r.json")
     plain, graphql = (result["figures"][route.name] for route in (bench.http_quotes.PLAIN, bench.http_quotes.GRAPHQL))
     assert result["figures"]["ratio"] == pytest.approx(graphql["per_second"] / plain["per_second"])
+    fresh = result["figures"][bench.http_quotes.GRAPHQL_FRESH.name]
+    assert result["figures"]["fresh_ratio"] == pytest.approx(fresh["per_second"] / plain["per_second"])
     assert re.search(r"GraphQL / plain: \d+\.\d\d of the requests per second", printed)
     [target] = result["targets"]
     assert target["met"] == (result["figures"]["ratio"] >= 0.5)

@@ -28,6 +28,7 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
 from strawberry.types import ExecutionResult
 
+from server.api import answers
 from server.api.context import Context
 from server.api.errors import ErrorCode, to_client_error
 from server.api.extensions import QueryLimits
@@ -82,6 +83,7 @@ class TradingGraphQL(GraphQL[Context, None]):
     def __init__(self, *args: object, allowed_origins: list[str], **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.allowed_origins = allowed_origins
+        self.answers = answers.AnswerCache()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Browsers let any page open a WebSocket anywhere (no CORS): refuse other origins
@@ -89,7 +91,7 @@ class TradingGraphQL(GraphQL[Context, None]):
         if scope["type"] == "websocket" and not origin_allowed(scope, self.allowed_origins):
             await send({"type": "websocket.close", "code": 4403, "reason": "Origin not allowed"})
             return
-        await super().__call__(scope, receive, send)
+        await answers.answer(self.answers, scope, receive, send, super().__call__)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # Strawberry's page loads GraphiQL from a CDN; ours is self-hosted and signs in.
