@@ -7,10 +7,12 @@ through the same middleware); this process is the load, on loopback: 32 keep-ali
 HTTP/1.1 connections, each sending its next request as soon as the last is answered, for a
 bounded time. A raw asyncio protocol on uvloop keeps the load cheap: first it drives the
 app's trivial `/healthz`, to show how many requests a second one core of load can send,
-then plain and GraphQL rounds alternate (plain, GraphQL, plain, ...), each a warm-up and a
-measured window, and each kind's figures are the medians of its rounds. Only 200 answers
-carrying a quote count; the rest are failures. The issue's target: GraphQL at least half
-the plain route's requests per second.
+then plain and GraphQL rounds alternate (plain, GraphQL, GraphQL with `Cache-Control:
+no-cache`, plain, ...), each a warm-up and a measured window, and each kind's figures are the
+medians of its rounds. The plain GraphQL request is what a ticker page sends, and its answer
+is reused within the market step (server/api/answers.py); `no-cache` executes it every time.
+Only 200 answers carrying a quote count; the rest are failures. The issue's target: GraphQL
+at least half the plain route's requests per second, judged for both GraphQL rows.
 """
 
 from __future__ import annotations
@@ -289,12 +291,20 @@ def report(rounds: list[Round], args: argparse.Namespace) -> Report:
     )
     figures: dict[str, object] = {summary.route.name: summary.figures() for summary in summaries}
     figures |= {"ratio": ratio, "fresh_ratio": fresh_ratio, "connections": args.connections}
-    target = Target(
-        f"GraphQL at least {TARGET_RATIO:g} of the plain route's requests/s",
-        ratio >= TARGET_RATIO,
-        f"{ratio:.2f}: {graphql.median('rate'):,.0f} against {plain.median('rate'):,.0f}",
-    )
-    return Report(setup, [table, each], lines, [target], figures)
+    targets = [
+        Target(
+            f"GraphQL at least {TARGET_RATIO:g} of the plain route's requests/s, the same anonymous query "
+            "(answer reused within the market step)",
+            ratio >= TARGET_RATIO,
+            f"{ratio:.2f}: {graphql.median('rate'):,.0f} against {plain.median('rate'):,.0f}",
+        ),
+        Target(
+            f"GraphQL at least {TARGET_RATIO:g} of the plain route's requests/s, executed every time (`no-cache`)",
+            fresh_ratio >= TARGET_RATIO,
+            f"{fresh_ratio:.2f}: {fresh.median('rate'):,.0f} against {plain.median('rate'):,.0f}",
+        ),
+    ]
+    return Report(setup, [table, each], lines, targets, figures)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -73,6 +73,8 @@ async def serving(
 
 
 async def test_operations_are_counted_by_type_name_and_outcome(client: httpx.AsyncClient) -> None:
+    user = await register(client, "metrics-namer")
+    assert "errors" not in await as_user(client, user.access_token, QUOTE)  # a signed-in caller names it
     assert "errors" not in await execute(client, QUOTE)
     assert "errors" not in await execute(client, ME)
     assert error_codes(await execute(client, PLACE_UNSIGNED)) == ["UNAUTHENTICATED"]
@@ -82,14 +84,15 @@ async def test_operations_are_counted_by_type_name_and_outcome(client: httpx.Asy
     samples = await scrape(client)
 
     counted = "graphql_operations_total"
-    assert value(samples, counted, type="query", operation="Quote", outcome="ok") == 1
+    assert value(samples, counted, type="query", operation="Quote", outcome="ok") == 2
     assert value(samples, counted, type="query", operation="anonymous", outcome="ok") == 1
-    assert value(samples, counted, type="mutation", operation="Place", outcome="UNAUTHENTICATED") == 1
+    # A name only strangers have sent takes no slot: they cannot use them up.
+    assert value(samples, counted, type="mutation", operation=OTHER, outcome="UNAUTHENTICATED") == 1
     assert value(samples, counted, operation="anonymous", outcome="GRAPHQL_PARSE_FAILED") == 1
     assert value(samples, counted, type="query", outcome="GRAPHQL_VALIDATION_FAILED") == 1
-    assert value(samples, "graphql_operation_duration_seconds_count", type="query", operation="Quote") == 1
+    assert value(samples, "graphql_operation_duration_seconds_count", type="query", operation="Quote") == 2
     assert value(samples, "graphql_operation_duration_seconds_sum", type="query", operation="Quote") > 0
-    assert value(samples, "http_requests_total", route="/graphql", method="POST", status="200") == 5
+    assert value(samples, "http_requests_total", route="/graphql", method="POST", status="200") == 7
 
 
 async def test_odd_or_endless_operation_names_fall_under_other(client: httpx.AsyncClient) -> None:
@@ -179,8 +182,8 @@ async def test_sign_in_refusals_are_counted_as_rate_limits(tmp_path: Path, clock
 async def test_each_app_has_its_own_registry(tmp_path: Path, clock: ManualClock) -> None:
     async with serving(tmp_path / "a", clock) as (_, first), serving(tmp_path / "b", clock) as (_, second):
         await execute(first, QUOTE)
-        assert value(await scrape(first), "graphql_operations_total", operation="Quote") == 1
-        assert value(await scrape(second), "graphql_operations_total", operation="Quote") == 0
+        assert value(await scrape(first), "graphql_operations_total", type="query") == 1
+        assert value(await scrape(second), "graphql_operations_total", type="query") == 0
 
 
 async def test_no_user_data_or_secret_reaches_the_metrics(tmp_path: Path, clock: ManualClock) -> None:
@@ -255,6 +258,19 @@ async def test_a_trusted_proxy_is_judged_by_the_client_it_forwards(tmp_path: Pat
 
     assert from_outside.status_code == 403  # the forged first hop is not believed
     assert from_this_host.status_code == 200
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-Real-IP": "198.51.100.7"}, {"X-Forwarded-For": "127.0.0.1"}])
+async def test_a_trusted_proxy_that_names_no_caller_is_refused(
+    tmp_path: Path, clock: ManualClock, headers: dict[str, str]
+) -> None:
+    # nginx on this host, trusted, passing the visitor only as X-Real-IP (or not at all):
+    # the proxy's own loopback address must not let every visitor in.
+    local_proxy = ("127.0.0.1", 40000)
+    async with serving(tmp_path, clock, client=local_proxy, trusted_proxies="127.0.0.1") as (_, http):
+        answer = await http.get("/metrics", headers=headers)
+
+    assert answer.status_code == 403
 
 
 async def test_the_token_is_required_when_set(tmp_path: Path, clock: ManualClock) -> None:

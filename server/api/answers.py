@@ -7,7 +7,9 @@ they are sent again without running GraphQL. Only answers with data and no error
 only for documents whose every root field is `quote`, `quotes` or `__typename`, and only
 while the server's quotes come from the paper market (Alpaca's quotes have no steps). The
 caller's rate limit and the operation's metrics apply to a reused answer as to any other.
-`Cache-Control: no-cache` on the request asks for a fresh execution.
+`Cache-Control: no-cache` (or `no-store`, `max-age=0`, `Pragma: no-cache`) on the request
+asks for a fresh execution. Other requests pass straight through, neither read ahead of
+the app (beyond a small body) nor recorded.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.api.identity import client_ip
-from server.security.ratelimit import RateLimited
 from server.services import Services
 
 CACHEABLE_FIELDS = frozenset({"quote", "quotes", "__typename"})
 MAX_BODY_BYTES = 4096
-MAX_ENTRIES = 512
+MAX_ANSWER_BYTES = 64 * 1024  # larger answers are not kept: at most MAX_ENTRIES of these are held
+MAX_ENTRIES = 256
+FRESH_DIRECTIVES = (b"no-cache", b"no-store", b"max-age=0")
+STREAMED_TYPES = (b"multipart/", b"text/event-stream")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,22 +72,31 @@ def reusable_operation(body: bytes) -> tuple[bool, str | None]:
 
 
 class AnswerCache:
-    """Answers by request body, each valid in the market step it was computed in (LRU-bounded)."""
+    """Answers by request, each valid in the market step it was computed in (LRU-bounded).
+
+    Only one market's current step is ever held: a newer step or another market (an app
+    whose lifespan ran again numbers its steps afresh) empties the cache."""
 
     def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
         self._answers: OrderedDict[bytes, Answer] = OrderedDict()
         self._max_entries = max_entries
+        self._market: object | None = None
+        self._step: int | None = None
 
-    def get(self, body: bytes, step: int) -> Answer | None:
-        answer = self._answers.get(body)
-        if answer is None or answer.step != step:
-            return None
-        self._answers.move_to_end(body)
+    def get(self, market: object, step: int, key: bytes) -> Answer | None:
+        answer = self._answers.get(key) if market is self._market and step == self._step else None
+        if answer is not None:
+            self._answers.move_to_end(key)
         return answer
 
-    def put(self, body: bytes, answer: Answer) -> None:
-        self._answers[body] = answer
-        self._answers.move_to_end(body)
+    def put(self, market: object, key: bytes, answer: Answer) -> None:
+        if market is not self._market or answer.step != self._step:
+            if self._step is not None and market is self._market and answer.step < self._step:
+                return  # computed in a step already gone
+            self._answers.clear()
+            self._market, self._step = market, answer.step
+        self._answers[key] = answer
+        self._answers.move_to_end(key)
         while len(self._answers) > self._max_entries:
             self._answers.popitem(last=False)
 
@@ -100,35 +113,55 @@ async def answer(cache: AnswerCache, scope: Scope, receive: Receive, send: Send,
     replay = _replaying(messages, receive)
     services: Services = scope["app"].state.services
     step = market_step(services)
-    if not complete or step is None:
+    if step is None or not complete:
         await app(scope, replay, send)
         return
     started = time.perf_counter()
     connection = HTTPConnection(scope)
     key = connection.headers.get("accept", "").encode() + b"\n" + body
-    reused = cache.get(key, step)
-    if reused is not None and await _admitted(services, client_ip(connection, services.settings.trusted_proxies)):
-        services.metrics.operation("query", reused.operation_name, "ok", time.perf_counter() - started)
-        await send({"type": "http.response.start", "status": reused.status, "headers": list(reused.headers)})
-        await send({"type": "http.response.body", "body": reused.body})
-        return
+    reused = cache.get(services.market, step, key)
+    if reused is not None:
+        if await _admitted(services, client_ip(connection, services.settings.trusted_proxies)):
+            services.metrics.operation("query", reused.operation_name, "ok", time.perf_counter() - started)
+            await send({"type": "http.response.start", "status": reused.status, "headers": list(reused.headers)})
+            await send({"type": "http.response.body", "body": reused.body})
+            return
+        name = reused.operation_name  # over the limit: executed, to answer RATE_LIMITED as usual
+    else:
+        # Parsed only when it could be a quote query; what is parsed is not kept (bodies may hold passwords).
+        reusable, name = reusable_operation(body) if _mentions_quotes_only(body) else (False, None)
+        if not reusable:
+            await app(scope, replay, send)
+            return
     recorder = _Recorder(send)
     await app(scope, replay, recorder.send)
-    if recorder.status == 200 and not _has_errors(recorder.body):
-        reusable, name = reusable_operation(body)
-        if reusable:
-            cache.put(key, Answer(step, recorder.status, tuple(recorder.headers), recorder.body, name))
+    if recorder.kept is not None and not _has_errors(recorder.kept):
+        cache.put(services.market, key, Answer(step, 200, tuple(recorder.headers), recorder.kept, name))
+
+
+def _mentions_quotes_only(body: bytes) -> bool:
+    """A cheap necessary condition of reusable_operation."""
+    return b"quote" in body and b"mutation" not in body and b"subscription" not in body
 
 
 def _candidate(scope: Scope) -> bool:
     if scope["type"] != "http" or scope["method"] != "POST" or scope["query_string"]:
         return False
-    headers = dict(scope["headers"])
-    return (
-        b"authorization" not in headers
-        and headers.get(b"content-type", b"").split(b";")[0].strip().lower() == b"application/json"
-        and b"no-cache" not in headers.get(b"cache-control", b"").lower()
-    )
+    content_type, accept, fresh = b"", b"", False
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return False
+        lowered = value.lower()
+        if name == b"content-type":
+            content_type = lowered.split(b";")[0].strip()
+        elif name == b"accept":
+            accept += lowered
+        elif name == b"cache-control":
+            fresh = fresh or any(directive in lowered for directive in FRESH_DIRECTIVES)
+        elif name == b"pragma":
+            fresh = fresh or b"no-cache" in lowered
+    streamed = any(kind in accept for kind in STREAMED_TYPES)
+    return content_type == b"application/json" and not fresh and not streamed
 
 
 async def _read_body(receive: Receive) -> tuple[list[Message], bytes, bool]:
@@ -157,20 +190,30 @@ def _replaying(messages: list[Message], receive: Receive) -> Receive:
 
 
 class _Recorder:
-    """Passes a response on while keeping a copy of it."""
+    """Passes a response on, keeping a copy of a whole 200 JSON answer of at most MAX_ANSWER_BYTES."""
 
     def __init__(self, send: Send) -> None:
         self._send = send
-        self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
-        self.body = b""
+        self._parts: list[bytes] | None = None  # None: not worth keeping
+        self._size = 0
+        self.kept: bytes | None = None  # the whole answer, once complete
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
-            self.status = message["status"]
             self.headers = list(message.get("headers", []))
-        elif message["type"] == "http.response.body":
-            self.body += message.get("body", b"")
+            content_type = dict(self.headers).get(b"content-type", b"")
+            if message["status"] == 200 and content_type.startswith(b"application/"):
+                self._parts = []
+        elif message["type"] == "http.response.body" and self._parts is not None:
+            part = message.get("body", b"")
+            self._size += len(part)
+            if self._size > MAX_ANSWER_BYTES:
+                self._parts = None
+            else:
+                self._parts.append(part)
+                if not message.get("more_body", False):
+                    self.kept = b"".join(self._parts)
         await self._send(message)
 
 
@@ -184,9 +227,5 @@ def _has_errors(body: bytes) -> bool:
 
 async def _admitted(services: Services, caller: str | None) -> bool:
     """The anonymous caller's operation rate limit, as OperationRateLimit applies it.
-    Refused: False, and the request goes the usual way, which answers RATE_LIMITED."""
-    try:
-        await services.limits.anonymous.hit(caller or "unknown")
-    except RateLimited:
-        return False
-    return True
+    Refused: False, and the request goes the usual way, which answers (and counts) RATE_LIMITED."""
+    return await services.limits.anonymous.try_hit(caller or "unknown")

@@ -49,6 +49,10 @@ def _address_allowed(request: Request, settings: Settings) -> bool:
     if peer is None or (forwarded and peer not in settings.trusted_proxies):
         return False
     address = client_ip(request, settings.trusted_proxies)
+    if peer in settings.trusted_proxies and address in settings.trusted_proxies:
+        # A proxy that named no caller beyond itself (no X-Forwarded-For, or only proxies in
+        # it; X-Real-IP is not read): the proxy's own address says nothing of who is asking.
+        return False
     try:
         caller = ip_address(address or "")
     except ValueError:

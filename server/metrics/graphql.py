@@ -64,7 +64,10 @@ class OperationMetrics(SchemaExtension):
             self._subscription = None
         kind = _operation_type(context)
         outcome = _outcome(context, failure)
-        metrics.operation(kind, _operation_name(context), outcome, None if kind == "subscription" else seconds)
+        ours = context.context
+        signed_in = isinstance(ours, Context) and ours.auth.claims is not None
+        seconds_or_none = None if kind == "subscription" else seconds
+        metrics.operation(kind, _operation_name(context), outcome, seconds_or_none, new_names=signed_in)
 
 
 def _metrics_of(context: ExecutionContext) -> Metrics | None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 
 OTHER = "other"
-NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+CODE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 
 # Whose object a broker call or a feed is, by its class: the adapters' class names are
 # named here rather than imported, so the metrics import nothing of the brokers.
@@ -32,12 +32,13 @@ class BoundedLabel:
         self._limit = limit
         self._seen: set[str] = set()
 
-    def __call__(self, value: object) -> str:
+    def __call__(self, value: object, *, admit: bool = True) -> str:
+        """The value as a label; `admit=False` keeps values not seen yet out of the set."""
         if not isinstance(value, str):
             return OTHER
         if value in self._seen:
             return value
-        if len(self._seen) >= self._limit or not self._pattern.match(value):
+        if not admit or len(self._seen) >= self._limit or not self._pattern.fullmatch(value):
             return OTHER
         self._seen.add(value)
         return value

@@ -198,9 +198,13 @@ class Metrics:
     # ----- GraphQL and transports -----------------------------------------------------
 
     @_never_raises
-    def operation(self, kind: str, name: str | None, outcome: str, seconds: float | None) -> None:
+    def operation(
+        self, kind: str, name: str | None, outcome: str, seconds: float | None, *, new_names: bool = True
+    ) -> None:
+        """`new_names`: whether this caller's operation name may take one of the bounded slots
+        (signed-in callers only, so strangers cannot use them up and hide real operations)."""
         kind = kind if kind in OPERATION_TYPES else "unknown"
-        operation = "anonymous" if name is None else self._operation_names(name)
+        operation = "anonymous" if name is None else self._operation_names(name, admit=new_names)
         self._operations.labels(kind, operation, outcome if outcome == "ok" else self._codes(outcome)).inc()
         if seconds is not None:
             self._operation_seconds.labels(kind, operation).observe(seconds)

@@ -64,10 +64,16 @@ class KeyedLimiter:
 
     async def hit(self, key: str) -> None:
         """Take one call from `key`'s bucket, or raise RateLimited without waiting."""
+        if not await self.try_hit(key):
+            raise self._refusal()
+
+    async def try_hit(self, key: str) -> bool:
+        """Take one call from `key`'s bucket if there is room; False (nothing reported) if not."""
         bucket = self._bucket(key)
         if not bucket.has_capacity():
-            raise self._refusal()
+            return False
         await bucket.acquire()  # there is room, so this does not wait
+        return True
 
     @asynccontextmanager
     async def attempt(self, key: str) -> AsyncIterator[Attempt]:

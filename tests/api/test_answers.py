@@ -9,6 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
+from server.api import answers
 from server.api.answers import Answer, AnswerCache, reusable_operation
 from server.app import create_app
 from server.brokers.domain import Quote
@@ -19,6 +20,7 @@ from tests.utils.graphql import error_codes
 
 pytestmark = pytest.mark.anyio
 
+FIELDS = "symbol bidPrice askPrice bidSize askSize midPrice timestamp"
 QUOTE = '{ quote(symbol: "AAPL") { symbol bidPrice askPrice timestamp } }'
 
 
@@ -66,8 +68,13 @@ async def test_an_identical_anonymous_quote_query_is_answered_once_per_market_st
 
 @pytest.mark.parametrize(
     "headers",
-    [{"Authorization": "Bearer not-a-token"}, {"Cache-Control": "no-cache"}],
-    ids=["signed-in or trying to be", "client asks for a fresh answer"],
+    [
+        {"Authorization": "Bearer not-a-token"},
+        {"Cache-Control": "no-cache"},
+        {"Cache-Control": "max-age=0"},
+        {"Pragma": "no-cache"},
+    ],
+    ids=["signed-in or trying to be", "no-cache", "max-age=0", "pragma"],
 )
 async def test_some_requests_are_always_executed(
     client: httpx.AsyncClient, quote_batches: list[list[str]], headers: dict[str, str]
@@ -78,21 +85,55 @@ async def test_some_requests_are_always_executed(
     assert len(quote_batches) == 2
 
 
-@pytest.mark.parametrize(
-    "query",
-    [
-        '{ quote(symbol: "NOPE") { symbol } }',  # an error is never reused
-        "{ clock { timestamp isOpen } }",  # only quotes come in market steps
-        'query A { quote(symbol: "AAPL") { symbol } } query B { quotes(symbols: ["MSFT"]) { symbol } }',
-    ],
-)
-async def test_other_answers_are_not_reused(client: httpx.AsyncClient, app: Starlette, query: str) -> None:
+def answer_cache(app: Starlette) -> AnswerCache:
     view = next(route.app for route in app.routes if getattr(route, "path", None) == "/graphql")  # type: ignore[attr-defined]
-    cache: AnswerCache = view.answers
-    for _ in range(2):
-        await client.post("/graphql", json={"query": query, "operationName": "A"})
+    return view.answers  # type: ignore[no-any-return]
 
-    assert len(cache) == 0
+
+@pytest.mark.parametrize(
+    ("request_body", "expected_codes"),
+    [
+        ({"query": '{ quote(symbol: "NOPE") { symbol } }'}, ["BAD_USER_INPUT"]),  # an error is never reused
+        ({"query": "{ clock { timestamp isOpen } }"}, []),  # only quotes come in market steps
+        (
+            {
+                "query": 'query A { quote(symbol: "AAPL") { symbol } } query B { quote(symbol: "F") { symbol } }',
+                "operationName": "A",
+            },
+            [],
+        ),
+        ({"query": 'mutation { login(input: {login: "nobody", password: "quote"}) { accessToken } }'}, None),
+    ],
+    ids=["error", "clock", "two operations", "mutation"],
+)
+async def test_other_answers_are_not_reused(
+    client: httpx.AsyncClient, app: Starlette, request_body: dict[str, str], expected_codes: list[str] | None
+) -> None:
+    for _ in range(2):
+        answer = await client.post("/graphql", json=request_body)
+        assert answer.status_code == 200, answer.text
+        if expected_codes is not None:
+            assert error_codes(answer.json()) == expected_codes
+
+    assert len(answer_cache(app)) == 0
+
+
+async def test_a_large_body_is_passed_on_whole_and_a_large_answer_is_not_kept(
+    client: httpx.AsyncClient, app: Starlette, quote_batches: list[list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(answers, "MAX_ANSWER_BYTES", 10_000)
+    padded = QUOTE + " " * 5000  # past what is read ahead: the app must still get all of it
+    for _ in range(2):
+        answer = await post(client, padded)
+        assert answer.json()["data"]["quote"]["symbol"] == "AAPL"
+    many = "{ " + " ".join(f'q{n}: quotes(symbols: ["AAPL", "MSFT", "SPY"]) {{ {FIELDS} }}' for n in range(25)) + " }"
+    for _ in range(2):
+        big = await post(client, many)
+        assert len(big.content) > answers.MAX_ANSWER_BYTES
+        assert "errors" not in big.json()
+
+    assert len(quote_batches) == 4
+    assert len(answer_cache(app)) == 0
 
 
 async def test_an_answer_is_kept_per_accept_header(client: httpx.AsyncClient, quote_batches: list[list[str]]) -> None:
@@ -144,6 +185,14 @@ async def test_reused_answers_count_against_the_callers_rate_limit_and_in_the_me
         if sample.name == "graphql_operations_total" and sample.labels["type"] == "query"
     }
     assert operations == {"ok": 3.0, "RATE_LIMITED": 1.0}
+    refusals = [
+        sample.value
+        for family in text_string_to_metric_families(metrics)
+        if family.name == "rate_limit_rejections"
+        for sample in family.samples
+        if sample.name == "rate_limit_rejections_total" and sample.labels["limiter"] == "anonymous"
+    ]
+    assert refusals == [1.0]  # counted once, though the refused request was checked twice
 
 
 @pytest.mark.parametrize(
@@ -164,12 +213,22 @@ def test_reusable_operations_ask_for_quotes_only(body: bytes, expected: tuple[bo
     assert reusable_operation(body) == expected
 
 
-def test_the_cache_is_bounded_and_keeps_an_answer_for_its_step_only() -> None:
+def test_the_cache_is_bounded_and_holds_one_markets_current_step_only() -> None:
+    market, other_market = object(), object()
     cache = AnswerCache(max_entries=2)
-    for key, step in ((b"a", 1), (b"b", 1), (b"c", 2)):
-        cache.put(key, Answer(step=step, status=200, headers=(), body=key, operation_name=None))
 
+    def put(market: object, key: bytes, step: int) -> None:
+        cache.put(market, key, Answer(step=step, status=200, headers=(), body=key, operation_name=None))
+
+    for key in (b"a", b"b", b"c"):
+        put(market, key, 1)
     assert len(cache) == 2
-    assert cache.get(b"a", 1) is None  # the oldest went
-    assert cache.get(b"b", 2) is None  # from another step
-    assert cache.get(b"c", 2) is not None
+    assert cache.get(market, 1, b"a") is None  # the oldest went
+    assert cache.get(market, 1, b"c") is not None
+
+    put(market, b"d", 2)  # a newer step: the rest can never be served again
+    assert len(cache) == 1
+    put(market, b"late", 1)  # computed in a step already gone
+    assert cache.get(market, 1, b"late") is None
+    assert cache.get(market, 2, b"d") is not None
+    assert cache.get(other_market, 2, b"d") is None  # step numbers are the market's own

@@ -9,27 +9,20 @@ and fails when CI is set.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
+from tests.utils.node import node_with, run_node_tests
 from tests.utils.processes import clean_environment, run_server
 from tests.utils.servers import unavailable
 
 BROWSER_TESTS = Path(__file__).parent / "browser"
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
-NODE_TIMEOUT_SECONDS = 120.0
 
 
 def _node() -> str:
-    node = shutil.which("node")
-    if node is None:
-        unavailable("node", FileNotFoundError("node is not on PATH"))
-    if not (BROWSER_TESTS / "node_modules" / "playwright-core").is_dir():
-        unavailable("playwright-core", FileNotFoundError(f"run `npm ci` in {BROWSER_TESTS}"))
+    node = node_with(BROWSER_TESTS, "playwright-core")
     if not os.access(CHROMIUM, os.X_OK):
         unavailable("Chromium", FileNotFoundError(f"{CHROMIUM} (apt-get install -y chromium)"))
-    assert node is not None  # unavailable() has skipped or failed the test
     return node
 
 
@@ -41,20 +34,8 @@ def test_graphiql_signs_in_queries_and_subscribes_offline(tmp_path: Path) -> Non
         PASSWORD_HASH_MEMORY_KIB=str(8 * 1024),
     )
     with run_server(tmp_path, env=server_env) as server:
-        browser_env = {**os.environ, "GRAPHIQL_SERVER_URL": server.base_url, "CHROMIUM_PATH": str(CHROMIUM)}
-        try:
-            run = subprocess.run(
-                [node, "--test", "--test-reporter=spec"],
-                cwd=BROWSER_TESTS,
-                env=browser_env,
-                capture_output=True,
-                text=True,
-                timeout=NODE_TIMEOUT_SECONDS,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as error:
-            output = error.stdout.decode() if isinstance(error.stdout, bytes) else error.stdout
-            raise AssertionError(f"the browser test ran past {NODE_TIMEOUT_SECONDS} s:\n{output}") from error
+        browser_env = {"GRAPHIQL_SERVER_URL": server.base_url, "CHROMIUM_PATH": str(CHROMIUM)}
+        returncode, output = run_node_tests(node, BROWSER_TESTS, browser_env)
     server_log = "\n".join(server.log_lines[-40:])
-    assert run.returncode == 0, f"{run.stdout}\n{run.stderr}\nserver log:\n{server_log}"
-    assert "pass 1" in run.stdout, run.stdout
+    assert returncode == 0, f"{output}\nserver log:\n{server_log}"
+    assert "pass 1" in output, output
