@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
+QTY_PLACES = Decimal("0.000000001")  # share quantities: Alpaca's nine decimal places
+
 
 def canonical_decimal(value: Decimal) -> Decimal:
     """Drop trailing zeros without switching to exponent notation (100.000 -> 100, 10.0 -> 10)."""

@@ -122,7 +122,9 @@ async def answer(cache: AnswerCache, scope: Scope, receive: Receive, send: Send,
     reused = cache.get(services.market, step, key)
     if reused is not None:
         if await _admitted(services, client_ip(connection, services.settings.trusted_proxies)):
-            services.metrics.operation("query", reused.operation_name, "ok", time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            # Only anonymous requests come here: their names take no label slot (see OperationMetrics).
+            services.metrics.operation("query", reused.operation_name, "ok", seconds, new_names=False)
             await send({"type": "http.response.start", "status": reused.status, "headers": list(reused.headers)})
             await send({"type": "http.response.body", "body": reused.body})
             return

@@ -72,6 +72,13 @@ CLOSED_STATUSES = frozenset(
 )
 CLOSED_STATUS_VALUES = tuple(sorted(status.value for status in CLOSED_STATUSES))
 OPTION_MULTIPLIER = 100  # shares per US equity option contract
+
+
+def multiplier_of(asset_class: AssetClass) -> int:
+    """Shares one unit of the asset stands for: a contract's 100, a share's 1."""
+    return OPTION_MULTIPLIER if asset_class is AssetClass.US_OPTION else 1
+
+
 NEW_YORK = ZoneInfo("America/New_York")  # US market hours and option expirations are New York's
 
 

@@ -16,6 +16,8 @@ from server.brokers.domain import OrderClass, OrderRequest, OrderSide, OrderType
 MAX_CLIENT_ORDER_ID_LENGTH = 128
 CENT = Decimal("0.01")
 SUB_PENNY = Decimal("0.0001")
+# Time in force that only market and limit orders take.
+MARKET_OR_LIMIT_ONLY = frozenset({TimeInForce.OPG, TimeInForce.CLS, TimeInForce.IOC, TimeInForce.FOK})
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +88,7 @@ def _prices(request: OrderRequest) -> Iterator[Violation]:
 
 def _time_in_force(request: OrderRequest, *, is_option: bool) -> Iterator[Violation]:
     tif, kind = request.time_in_force, request.type
-    if tif in {TimeInForce.OPG, TimeInForce.CLS} and kind not in {OrderType.MARKET, OrderType.LIMIT}:
-        yield Violation("TIME_IN_FORCE_NOT_ALLOWED", f"{tif} orders must be market or limit", "time_in_force")
-    if tif in {TimeInForce.IOC, TimeInForce.FOK} and kind not in {OrderType.MARKET, OrderType.LIMIT}:
+    if tif in MARKET_OR_LIMIT_ONLY and kind not in {OrderType.MARKET, OrderType.LIMIT}:
         yield Violation("TIME_IN_FORCE_NOT_ALLOWED", f"{tif} orders must be market or limit", "time_in_force")
     if kind is OrderType.TRAILING_STOP and tif not in {TimeInForce.DAY, TimeInForce.GTC}:
         yield Violation("TIME_IN_FORCE_NOT_ALLOWED", "trailing_stop orders must be day or gtc", "time_in_force")

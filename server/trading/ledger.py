@@ -87,7 +87,7 @@ def _row_from_order(ref: ConnectionRef, order: Order, now: datetime) -> OrderRow
 
 def merge(row: OrderRow, order: Order, now: datetime) -> bool:
     """Bring `row` up to `order` unless `order` is older than what the row says; True if it moved."""
-    if row.status in CLOSED_STATUS_VALUES and not is_in_flight(row):
+    if row.status in CLOSED_STATUS_VALUES:
         return False
     if order.filled_qty < row.filled_qty:
         return False
@@ -135,7 +135,7 @@ class _Report:
 class _Batch:
     session: AsyncSession
     rows: dict[tuple[str, str], OrderRow] = field(default_factory=dict)
-    statuses: list[str] = field(default_factory=list)  # each status an order reached, counted once committed
+    statuses: list[tuple[str, str | None]] = field(default_factory=list)  # (status, reject code) reached
 
 
 class LedgerWriter:
@@ -210,8 +210,10 @@ class LedgerWriter:
                     changes.append(OrderChange(report.ref.user_id, report.ref.connection_id, report.event, snapshot))
             await session.commit()
         if self._metrics is not None:
-            for status in batch.statuses:
+            for status, reject_code in batch.statuses:
                 self._metrics.order_status(status)
+                if status == OrderStatus.REJECTED.value:  # the broker's refusal, reported after the answer
+                    self._metrics.order_rejected(reject_code or "BROKER_REJECTED")
         for report, row in results:
             if report.done is not None and not report.done.done():
                 report.done.set_result(row)
@@ -237,13 +239,13 @@ class LedgerWriter:
                 row.replaces_order_id = replaced.id if replaced is not None else None
             batch.session.add(row)
             batch.rows[(ref.user_id, row.client_order_id)] = row
-            batch.statuses.append(row.status)
+            batch.statuses.append((row.status, row.reject_code))
             moved = True
         else:
             before = row.status
             moved = merge(row, order, now)
             if row.status != before:
-                batch.statuses.append(row.status)
+                batch.statuses.append((row.status, row.reject_code))
             if parent is not None and row.parent_order_id is None:
                 row.parent_order_id = parent.id
         await batch.session.flush()

@@ -7,10 +7,10 @@ from decimal import ROUND_DOWN, Decimal
 
 from server.brokers.base import OrderRejectedError
 from server.brokers.domain import AssetClass, OrderRequest, OrderSide, OrderType, ReplaceRequest, TimeInForce
+from server.decimals import QTY_PLACES
 from server.models import Order as OrderRow
 from server.users.problems import UserProblem
 
-QTY_PLACES = Decimal("0.000000001")
 BUYING_POWER_CODE = 40310000
 
 

@@ -36,7 +36,6 @@ from server.brokers.base import (
 from server.brokers.domain import (
     CLOSED_STATUS_VALUES,
     NEW_YORK,
-    OPTION_MULTIPLIER,
     AssetClass,
     OrderRequest,
     OrderSide,
@@ -44,6 +43,7 @@ from server.brokers.domain import (
     Position,
     PositionSide,
     ReplaceRequest,
+    multiplier_of,
 )
 from server.brokers.registry import BrokerRegistry, ConnectionRef
 from server.metrics import Metrics
@@ -61,7 +61,6 @@ from server.users.problems import UserProblem
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-QTY_PLACES = Decimal("0.000000001")
 CLIENT_ORDER_ID_BYTES = 12
 
 NOT_SENT = "NOT_SENT"
@@ -209,8 +208,7 @@ class TradingService:
             self.call(broker.get_account()),
             self.call(broker.get_position(request.symbol)),
         )
-        multiplier = OPTION_MULTIPLIER if asset_class is AssetClass.US_OPTION else 1
-        exposure = Exposure(quotes[request.symbol], account, position, multiplier)
+        exposure = Exposure(quotes[request.symbol], account, position, multiplier_of(asset_class))
         return risk_problems(request, exposure, limits_for(user, self._risk_defaults))
 
     async def _send(self, ref: ConnectionRef, broker: Broker, row: OrderRow, request: OrderRequest) -> OrderOutcome:

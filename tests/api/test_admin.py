@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import httpx
 import pytest
 from sqlmodel import select
 from starlette.applications import Starlette
 
-from server.models import AuditEvent
+from server.models import AuditEvent, BrokerConnection
 from tests.utils.accounts import as_user, login, make_admin, register
 from tests.utils.graphql import error_codes
 from tests.utils.trading import place
@@ -127,3 +129,33 @@ async def test_the_kill_switch_can_cancel_every_open_order(client: httpx.AsyncCl
     ]
     open_orders = await as_user(client, ada.access_token, "{ orders { nodes { id } } }")
     assert open_orders["data"]["orders"]["nodes"] == []
+
+
+async def test_the_kill_switch_cancels_on_the_other_connections_when_one_broker_fails(
+    client: httpx.AsyncClient, app: Starlette
+) -> None:
+    root = await register(client, "root")
+    await make_admin(app, root.user_id)
+    ada = await register(client, "ada")
+    placed = await place(
+        client, ada.access_token, symbol="KO", side="BUY", type="LIMIT", qty="1", limitPrice="60", clientOrderId="a"
+    )
+    assert placed["order"]["status"] == "NEW"
+    # A live connection made while live trading was allowed, listed first: its broker cannot be built now.
+    async with app.state.services.sessions() as session:
+        session.add(
+            BrokerConnection(
+                user_id=ada.user_id, kind="ALPACA_LIVE", label="live", created_at=datetime(2020, 1, 1, tzinfo=UTC)
+            )
+        )
+        await session.commit()
+    kill = """mutation($id: ID!) {
+      setKillSwitch(userId: $id, engaged: true, cancelOpenOrders: true) {
+        canceledOrders { clientOrderId status } userErrors { code field }
+      }
+    }"""
+
+    result = (await as_user(client, root.access_token, kill, {"id": ada.user_id}))["data"]["setKillSwitch"]
+
+    assert [(o["clientOrderId"], o["status"]) for o in result["canceledOrders"]] == [("a", "CANCELED")]
+    assert result["userErrors"] == [{"code": "BROKER_UNAVAILABLE", "field": ["connectionId"]}]

@@ -232,3 +232,14 @@ def test_the_cache_is_bounded_and_holds_one_markets_current_step_only() -> None:
     assert cache.get(market, 1, b"late") is None
     assert cache.get(market, 2, b"d") is not None
     assert cache.get(other_market, 2, b"d") is None  # step numbers are the market's own
+
+
+async def test_a_reused_answer_takes_no_operation_name_slot(client: httpx.AsyncClient, app: Starlette) -> None:
+    named = 'query StrangerName { quote(symbol: "AAPL") { symbol } }'
+    for _ in range(2):
+        await post(client, named)
+
+    registry = app.state.services.metrics.registry
+    labels = {"type": "query", "outcome": "ok"}
+    assert registry.get_sample_value("graphql_operations_total", {**labels, "operation": "other"}) == 2
+    assert registry.get_sample_value("graphql_operations_total", {**labels, "operation": "StrangerName"}) is None

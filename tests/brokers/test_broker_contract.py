@@ -48,6 +48,7 @@ from server.brokers.paper.broker import PaperBrokers
 from server.brokers.paper.clock import ManualClock
 from server.brokers.paper.exchange import PaperExchange
 from server.brokers.paper.market import MarketSimulator
+from server.decimals import QTY_PLACES
 from tests.utils.alpaca import alpaca_broker
 from tests.utils.facade import serve_facade
 from tests.utils.factories import MARKET_OPEN, TEST_SEED
@@ -61,7 +62,6 @@ STARTING_CASH = D(100000)
 EXPIRATION = date(2026, 12, 18)  # a monthly expiration listed on MARKET_OPEN's day
 OPTION = "AAPL261218C00230000"  # listed: strikes of AAPL step by 2.5 around its price
 UNLISTED_OPTION = "AAPL261218C00231000"  # a well-formed symbol, but no 231 strike is listed
-QTY_PLACES = D("0.000000001")
 
 
 @dataclass

@@ -136,3 +136,14 @@ async def test_a_fill_reported_twice_is_recorded_once_and_an_unknown_order_is_ad
         events = (await session.exec(select(OrderEvent).where(OrderEvent.order_id == row.id))).all()
     assert (row.client_order_id, row.broker_order_id, row.status, row.filled_qty) == ("cid-1", "broker-1", "filled", 10)
     assert [(e.event, e.execution_id, e.status) for e in events] == [("fill", "exec-1", "filled"), ("new", None, "new")]
+
+
+async def test_a_rejection_the_broker_reports_is_counted_as_a_rejected_order(app: Starlette) -> None:
+    writer = app.state.services.trading._ledger
+    ref = await _user_and_connection(app)
+    writer.push(ref, TradeUpdate(event=TradeEvent.REJECTED, order=_order(OrderStatus.REJECTED), timestamp=NOW))
+    await writer.flush()
+
+    registry = app.state.services.metrics.registry
+    assert registry.get_sample_value("orders_status_changes_total", {"status": "rejected"}) == 1
+    assert registry.get_sample_value("orders_rejected_total", {"code": "BROKER_REJECTED"}) == 1

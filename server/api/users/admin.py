@@ -6,9 +6,11 @@ import strawberry
 
 from server.api.auth import admin_user
 from server.api.context import Info
+from server.api.errors import ApiError, ErrorCode, api_error_of
 from server.api.trading.types import BulkOrdersPayload, Order
 from server.api.users.inputs import RiskLimitsInput
 from server.api.users.types import AdminUserPayload, User, UserError
+from server.brokers.base import BrokerError
 from server.models import User as UserRow
 from server.trading.service import OrderOutcome
 from server.users.admin import RiskLimits
@@ -75,8 +77,16 @@ class AdminMutation:
         canceled: list[OrderOutcome] = []
         if engaged and cancel_open_orders and not isinstance(outcome, list):
             for connection in await services.connections.of_user(outcome.id):
-                canceled += await services.trading.cancel_all(outcome, connection)
+                try:
+                    canceled += await services.trading.cancel_all(outcome, connection)
+                except BrokerError as error:  # one broker failing must not stop the rest of an emergency stop
+                    canceled.append(OrderOutcome(None, [_connection_problem(connection.id, error)]))
         bulk = BulkOrdersPayload.of(canceled)
         return KillSwitchPayload(
             user=payload.user, canceled_orders=bulk.orders, user_errors=payload.user_errors + bulk.user_errors
         )
+
+
+def _connection_problem(connection_id: str, error: BrokerError) -> UserProblem:
+    coded = api_error_of(error) or ApiError(ErrorCode.BROKER_UNAVAILABLE, "The broker is unavailable.")
+    return UserProblem(coded.code.value, f"Connection {connection_id}: {coded.message}", "connectionId")

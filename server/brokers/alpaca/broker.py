@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import date, timedelta
 from functools import partial
 from uuid import UUID
 
@@ -63,6 +63,7 @@ from server.threads import WorkerSlots
 
 logger = logging.getLogger(__name__)
 ORDERS_PAGE = 500  # Alpaca's most per page
+ONE_MICROSECOND = timedelta(microseconds=1)
 MAX_ORDER_PAGES = 20
 QUOTE_BATCH = 200
 PAPER_TRADING_STREAM = "wss://paper-api.alpaca.markets/stream"
@@ -268,10 +269,15 @@ class AlpacaBroker(AlpacaMarketData):
         for _ in range(MAX_ORDER_PAGES):
             request = GetOrdersRequest(status=status, limit=ORDERS_PAGE, nested=False, direction=Sort.DESC, until=until)
             page = await self._rest.call(partial(_orders, request))
+            known = len(orders)
             orders.update((o.id, o) for o in page)
             if len(page) < ORDERS_PAGE:
                 break
-            until = min(o.submitted_at for o in page)
+            # `until` is exclusive. Orders of the page's oldest instant may go on past it, so the
+            # next page starts just after that instant, unless doing so brought nothing new (then
+            # the instant is done, as far as a page can show: Alpaca lists have no offset).
+            oldest = min(o.submitted_at for o in page)
+            until = oldest if len(orders) == known else oldest + ONE_MICROSECOND
         else:
             logger.warning("order list cut at %d pages", MAX_ORDER_PAGES)
         return sorted(orders.values(), key=lambda o: (o.created_at, o.id), reverse=True)

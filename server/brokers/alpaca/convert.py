@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from server.brokers.base import OrderRejectedError
 from server.brokers.domain import (
+    OPTION_MULTIPLIER,
     Account,
     Asset,
     AssetClass,
@@ -39,6 +40,7 @@ from server.brokers.domain import (
     TimeInForce,
     TradeEvent,
     TradeUpdate,
+    multiplier_of,
 )
 from server.brokers.paper.options import parse_occ
 
@@ -164,7 +166,7 @@ def position(model: trading.Position) -> Position:
         market_value=maybe_decimal(model.market_value) or ZERO,
         unrealized_pl=maybe_decimal(model.unrealized_pl) or ZERO,
         unrealized_plpc=maybe_decimal(model.unrealized_plpc) or ZERO,
-        multiplier=100 if asset_class is AssetClass.US_OPTION else 1,
+        multiplier=multiplier_of(asset_class),
     )
 
 
@@ -261,7 +263,7 @@ def option_contract(symbol: str, snapshot: data_models.OptionsSnapshot) -> Optio
         type=option_type,
         strike=strike,
         expiration=expiration,
-        multiplier=100,
+        multiplier=OPTION_MULTIPLIER,
         implied_volatility=snapshot.implied_volatility,
         greeks=None
         if greeks is None

@@ -8,7 +8,7 @@ the exchange by moving a ManualClock and calling `advance()`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -133,6 +133,15 @@ class PaperExchange:
         """The quote now (the exchange is brought to the present first)."""
         self.advance()
         return self._quote(symbol)
+
+    def quotes(self, symbols: Sequence[str]) -> dict[str, Quote]:
+        """The quotes now, all of one step: the exchange is brought to the present once.
+        Raises UnknownSymbolError naming every unknown symbol."""
+        self.advance()
+        unknown = [s for s in dict.fromkeys(symbols) if s not in self._quotes and self.instruments.resolve(s) is None]
+        if unknown:
+            raise UnknownSymbolError(unknown)
+        return {symbol: self._quote(symbol) for symbol in symbols}
 
     def _quote(self, symbol: str) -> Quote:
         """The quote at the step the exchange has reached: no clock arithmetic on hot paths."""

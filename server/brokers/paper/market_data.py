@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date
 
-from server.brokers.base import UnknownSymbolError
 from server.brokers.domain import Asset, AssetClass, MarketClock, OptionContract, OptionType, Quote
 from server.brokers.paper import options
 from server.brokers.paper.exchange import PaperExchange
@@ -46,12 +45,7 @@ class PaperMarket:
         self._exchange = exchange
 
     async def get_quotes(self, symbols: Sequence[str]) -> Mapping[str, Quote]:
-        exchange = self._exchange
-        unknown = [s for s in dict.fromkeys(symbols) if exchange.instruments.resolve(s) is None]
-        if unknown:
-            raise UnknownSymbolError(unknown)
-        exchange.advance()
-        return {symbol: exchange.quote(symbol) for symbol in symbols}
+        return self._exchange.quotes(symbols)
 
     async def ping(self) -> None:
         self._exchange.now()

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
 from server.brokers.domain import OrderSide, OrderType, Quote
-from server.brokers.paper.orders import QTY_PLACES, PaperOrder
+from server.brokers.paper.orders import PaperOrder
+from server.decimals import QTY_PLACES
 
 ZERO = Decimal(0)
 

@@ -21,8 +21,6 @@ from server.brokers.order_rules import first_violation
 from server.brokers.paper.ids import new_id
 
 ZERO = Decimal(0)
-MAX_CLIENT_ORDER_ID_LENGTH = 128
-QTY_PLACES = Decimal("0.000000001")
 
 
 @dataclass(slots=True)

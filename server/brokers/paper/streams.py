@@ -154,7 +154,8 @@ class PaperStreams:
     def _latest(self, channel: Channel, symbols: Sequence[str]) -> list[MarketEvent | None]:
         exchange = self._exchange
         if channel is Channel.QUOTES:
-            return [exchange.quote(symbol) for symbol in symbols]
+            quotes = exchange.quotes(symbols)
+            return [quotes[symbol] for symbol in symbols]
         market = exchange.market
         if channel is Channel.TRADES:
             return [market.latest_trade(symbol) if market.has_symbol(symbol) else None for symbol in symbols]
