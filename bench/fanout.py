@@ -58,7 +58,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.measure import cpu_seconds, percentile, rss_kib
-from bench.report import Report, Table, Target, add_common_options
+from bench.report import Report, Table, Target, add_common_options, parse_args
 from server.brokers.paper.universe import UNIVERSE
 from tests.utils.processes import ServerProcess, clean_environment, run_server
 
@@ -541,10 +541,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--processes", type=int, default=1, help="load processes")
     parser.add_argument("--compression", choices=("deflate", "none"), default="deflate", help="what clients offer")
     add_common_options(parser, quick=", ".join(f"{name} {value:g}" for name, value in QUICK.items()))
-    args = parser.parse_args(argv)
-    if args.quick:
-        for name, value in QUICK.items():
-            setattr(args, name, value)
+    args = parse_args(parser, argv, QUICK)
     if min(args.subscribers, args.per_connection, args.processes) < 1 or args.per_connection > 1000:
         parser.error("--subscribers, --per-connection (at most 1,000) and --processes must be at least 1")
     if min(args.seconds, args.max_seconds, args.tick, args.max_tick) <= 0 or args.warmup < 0:

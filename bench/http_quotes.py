@@ -33,7 +33,7 @@ import uvloop
 
 from bench.measure import cpu_seconds, percentile
 from bench.plain_route import FIELDS, PATH, running
-from bench.report import Report, Table, Target, add_common_options
+from bench.report import Report, Table, Target, add_common_options, parse_args
 from tests.utils.processes import clean_environment
 
 CONNECTIONS = 32
@@ -314,9 +314,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=SECONDS, help=f"measured per round (default: {SECONDS:g})")
     parser.add_argument("--warmup", type=float, default=WARMUP_SECONDS, help="warm-up per round (default: 1)")
     add_common_options(parser, quick=", ".join(f"{name} {value:g}" for name, value in QUICK.items()))
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.rounds, args.seconds, args.warmup = QUICK["rounds"], QUICK["seconds"], QUICK["warmup"]
+    args = parse_args(parser, argv, QUICK)
     if min(args.connections, args.rounds) < 1 or args.seconds <= 0 or args.warmup < 0:
         parser.error("--connections and --rounds must be at least 1, --seconds positive, --warmup not negative")
     with TemporaryDirectory() as data:

@@ -19,7 +19,7 @@ from tempfile import TemporaryDirectory
 import httpx
 
 from bench.measure import percentile
-from bench.report import Report, Table, Target, add_common_options
+from bench.report import Report, Table, Target, add_common_options, parse_args
 from server.settings import Settings
 from tests.utils.processes import clean_environment, run_server
 
@@ -113,9 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=PHASE_SECONDS, help="seconds per phase (default: 8)")
     parser.add_argument("--warmup", type=float, default=WARMUP_SECONDS, help="warm-up seconds (default: 1)")
     add_common_options(parser, quick=f"phases of {QUICK['seconds']:g} s after {QUICK['warmup']:g} s")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.seconds, args.warmup = QUICK["seconds"], QUICK["warmup"]
+    args = parse_args(parser, argv, QUICK)
     if args.seconds <= 0 or args.warmup < 0:
         parser.error("--seconds must be positive and --warmup not negative")
     defaults = Settings.model_fields

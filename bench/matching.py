@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from decimal import Decimal
 
-from bench.report import Report, Table, Target, add_common_options
+from bench.report import Report, Table, Target, add_common_options, parse_args
 from server.brokers.domain import OrderRequest, OrderSide, OrderType, TimeInForce
 from server.brokers.paper.calendar import AlwaysOpenCalendar
 from server.brokers.paper.exchange import PaperExchange
@@ -130,9 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--orders", type=int, default=ORDERS, help=f"orders per workload (default: {ORDERS:,})")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"rounds, the best counts (default: {ROUNDS})")
     add_common_options(parser, quick=f"{QUICK['orders']:,} orders, {QUICK['rounds']} round")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.orders, args.rounds = QUICK["orders"], QUICK["rounds"]
+    args = parse_args(parser, argv, QUICK)
     if args.orders < 1 or args.rounds < 1:
         parser.error("--orders and --rounds must be at least 1")
     run(args.orders, args.rounds).publish(args.json)

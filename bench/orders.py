@@ -23,7 +23,7 @@ from tempfile import TemporaryDirectory
 import httpx
 
 from bench.measure import percentile
-from bench.report import Report, Table, Target, add_common_options
+from bench.report import Report, Table, Target, add_common_options, parse_args
 from tests.utils.accounts import bearer, register
 from tests.utils.processes import clean_environment, run_server
 
@@ -164,9 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=CLIENTS, help=f"concurrent clients (default: {CLIENTS})")
     parser.add_argument("--warmup", type=float, default=WARMUP_SECONDS, help=f"warm-up (default: {WARMUP_SECONDS:g})")
     add_common_options(parser, quick=f"{QUICK['seconds']:g} s after a {QUICK['warmup']:g} s warm-up")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.seconds, args.warmup = QUICK["seconds"], QUICK["warmup"]
+    args = parse_args(parser, argv, QUICK)
     if args.seconds <= 0 or args.clients < 1 or args.warmup < 0:
         parser.error("--seconds must be positive, --clients at least 1 and --warmup not negative")
     unlimited = str(10**9)

@@ -20,7 +20,7 @@ from tempfile import TemporaryDirectory
 import httpx
 from starlette.applications import Starlette
 
-from bench.report import Report, Table, Target, add_common_options
+from bench.report import Report, Table, Target, add_common_options, parse_args
 from server.app import create_app
 from server.brokers.paper.universe import UNIVERSE
 from tests.api.test_quotes import CountingQuoteSource, replace_quote_source
@@ -155,9 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=REQUESTS, help=f"requests per case (default: {REQUESTS})")
     add_common_options(parser, quick=f"{QUICK['requests']} requests per case")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.requests = QUICK["requests"]
+    args = parse_args(parser, argv, QUICK)
     if args.requests < 1:
         parser.error("--requests must be at least 1")
     asyncio.run(measure(args.requests)).publish(args.json)

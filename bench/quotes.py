@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from bench.report import Report, Table, add_common_options
+from bench.report import Report, Table, add_common_options, parse_args
 from server.api.context import Context
 from server.api.schema import schema
 from server.brokers.paper.clock import ManualClock
@@ -24,7 +24,7 @@ from server.settings import Settings
 
 ROUNDS = 5
 ROUND_SECONDS = 1.0
-QUICK = {"rounds": 1, "round_seconds": 0.1}
+QUICK = {"rounds": 1, "seconds": 0.1}
 QUERY = '{ quote(symbol: "AAPL") { symbol bidPrice askPrice bidSize askSize timestamp } }'
 BATCH_QUERY = "{ quotes(symbols: %s) { symbol bidPrice askPrice } }"
 BATCH = 50
@@ -97,10 +97,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"rounds, the median counts (default: {ROUNDS})")
     parser.add_argument("--seconds", type=float, default=ROUND_SECONDS, help="seconds per round (default: 1)")
-    add_common_options(parser, quick=f"{QUICK['rounds']} round of {QUICK['round_seconds']:g} s")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.rounds, args.seconds = QUICK["rounds"], QUICK["round_seconds"]
+    add_common_options(parser, quick=f"{QUICK['rounds']} round of {QUICK['seconds']:g} s")
+    args = parse_args(parser, argv, QUICK)
     if args.rounds < 1 or args.seconds <= 0:
         parser.error("--rounds must be at least 1 and --seconds positive")
     asyncio.run(measure(args.rounds, args.seconds)).publish(args.json)

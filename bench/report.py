@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import platform
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,3 +100,14 @@ def add_common_options(parser: argparse.ArgumentParser, quick: str) -> None:
     """`--json PATH` and `--quick` (`quick` says what a quick run shortens), for every benchmark."""
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures to PATH as JSON")
     parser.add_argument("--quick", action="store_true", help=f"a short run to check that it works: {quick}")
+
+
+def parse_args(
+    parser: argparse.ArgumentParser, argv: list[str] | None, quick: Mapping[str, float]
+) -> argparse.Namespace:
+    """The arguments, with `quick`'s values (by argument name) in place when --quick is given."""
+    args = parser.parse_args(argv)
+    if args.quick:
+        for name, value in quick.items():
+            setattr(args, name, value)
+    return args

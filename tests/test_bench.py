@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 import bench.__main__ as runner
+import bench.bare_strawberry
 import bench.fanout
 import bench.http_quotes
 import bench.login
@@ -255,3 +256,13 @@ def test_a_partial_or_quick_run_never_overwrites_the_document(capsys: pytest.Cap
     with pytest.raises(SystemExit):
         runner.main(["--only", "nope", "--output", "x.md"])
     assert "unknown benchmark(s): nope" in capsys.readouterr().err
+
+
+def test_bare_strawberry_prints_both_costs(capsys: pytest.CaptureFixture[str]) -> None:
+    bench.bare_strawberry.main(["--requests", "20"])
+    printed = capsys.readouterr().out
+    costs = [float(m) for m in re.findall(r": (\d+) us per request", printed)]
+    plain, graphql, difference = costs
+    assert plain > 0
+    assert graphql > 0
+    assert difference == pytest.approx(graphql - plain, abs=1)

@@ -74,6 +74,8 @@ class FeedRunner:
 
     async def _run(self) -> None:
         failed_connects = 0
+        drops = 0  # consecutive short sessions: their reconnects back off like failed connects
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
@@ -91,6 +93,7 @@ class FeedRunner:
                 continue
             failed_connects = 0
             self.connects += 1
+            started = loop.time()
             try:
                 await self._serve(connection)
             except FeedError as error:
@@ -98,7 +101,8 @@ class FeedRunner:
                 return
             except (FeedDropped, OSError) as error:
                 logger.info("feed dropped; reconnecting", extra={"error": type(error).__name__})
-                await asyncio.sleep(self._backoff.delay(1))
+                drops = self._backoff.after_drop(drops, loop.time() - started)
+                await asyncio.sleep(self._backoff.delay(drops))
             finally:
                 self.connected = False
                 if self._gauge is not None:

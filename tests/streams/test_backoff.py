@@ -48,3 +48,8 @@ def test_clients_do_not_retry_in_step() -> None:
 def test_tiny_backoff_for_tests_stays_tiny() -> None:
     fast = Backoff(first_seconds=0.001, max_seconds=0.01)
     assert all(fast.delay(n) <= 0.01 for n in range(1, 20))
+
+
+@pytest.mark.parametrize(("attempt", "lasted", "expected"), [(0, 0.5, 1), (3, 0.5, 4), (5, 30.0, 1), (5, 120.0, 1)])
+def test_only_a_session_that_lasted_starts_the_backoff_afresh(attempt: int, lasted: float, expected: int) -> None:
+    assert BACKOFF.after_drop(attempt, lasted) == expected

@@ -214,3 +214,33 @@ async def test_stop_closes_the_connection() -> None:
     assert feed.connections[0].closed
     assert not harness.runner.connected
     assert harness.failures == []
+
+
+class RecordedBackoff:
+    """FAST's delays, with the attempt number of each wait recorded."""
+
+    def __init__(self) -> None:
+        self.attempts: list[int] = []
+
+    def delay(self, attempt: int) -> float:
+        self.attempts.append(attempt)
+        return FAST.delay(attempt)
+
+    def after_drop(self, attempt: int, session_seconds: float) -> int:
+        return FAST.after_drop(attempt, session_seconds)
+
+
+async def test_sessions_that_drop_at_once_back_off_more_each_time() -> None:
+    feed = FakeFeed()
+    backoff = RecordedBackoff()
+    runner = FeedRunner(feed, lambda _events: None, lambda _runner, _failure: None, backoff=backoff)  # type: ignore[arg-type]
+    try:
+        for dropped in range(3):
+            await eventually(lambda n=dropped: len(feed.connections) == n + 1)
+            feed.connections[dropped].drop()
+        await eventually(lambda: len(feed.connections) == 4)
+    finally:
+        runner.stop()
+        await asyncio.wait([runner.task], timeout=WAIT_SECONDS)
+
+    assert backoff.attempts == [1, 2, 3]  # not a fresh first wait after every short session

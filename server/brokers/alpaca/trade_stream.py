@@ -33,7 +33,6 @@ logger = logging.getLogger(__name__)
 HANDSHAKE_TIMEOUT_SECONDS = 5.0
 CLOSE_TIMEOUT_SECONDS = 1.0
 REFUSED_RETRY_SECONDS = 60.0
-STABLE_SESSION_SECONDS = 30.0
 
 
 class StreamRefused(Exception):
@@ -113,9 +112,7 @@ class TradeUpdatesStream:
                 logger.info("trade updates stream interrupted: %s", error)
             except Exception:
                 logger.exception("trade updates stream failed")
-            # Only a session that lasted starts the backoff afresh, so a stream that signs in
-            # and drops at once cannot reconnect (and catch up) in a tight loop.
-            failures = 1 if loop.time() - started >= STABLE_SESSION_SECONDS else failures + 1
+            failures = self._backoff.after_drop(failures, loop.time() - started)
             await asyncio.sleep(self._backoff.delay(failures))
 
     async def _session(self) -> None:
