@@ -219,8 +219,10 @@ class Order(NamedTuple):
     reject_reason: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class TradeUpdate:
+class TradeUpdate(NamedTuple):
+    """One event of an order's life, with the order as it stood after it (a named tuple
+    for the same reason as Order: the paper exchange builds one per event)."""
+
     event: TradeEvent
     order: Order
     timestamp: datetime

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -128,7 +127,7 @@ async def test_a_fill_reported_twice_is_recorded_once_and_an_unknown_order_is_ad
     )
     writer.push(ref, fill)
     writer.push(ref, fill)
-    writer.push(ref, replace(fill, event=TradeEvent.NEW, order=_order(OrderStatus.NEW), execution_id=None))  # late
+    writer.push(ref, fill._replace(event=TradeEvent.NEW, order=_order(OrderStatus.NEW), execution_id=None))  # late
     await writer.flush()
 
     async with app.state.services.sessions() as session:

@@ -3,18 +3,24 @@
 Open orders are kept per account in arrival order (the order they are worked in). Two
 totals are kept as orders arrive, fill and close, so that checking a new order costs the
 same with ten open orders or ten thousand: the buying power each account's open orders
-hold, and the quantity committed per account, symbol and side.
+hold, and the quantity committed per account, symbol and side. A step of the market costs
+the same way: open orders are indexed by the price that lets them trade (`resting`) and by
+the moment they expire, so a step touches only the orders it can fill or expire.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import datetime
 from decimal import Decimal
 
 from server.brokers.base import NotFoundError, OrderRejectedError
-from server.brokers.domain import OrderSide, OrderStatus
+from server.brokers.domain import AssetClass, OrderSide, OrderStatus
 from server.brokers.paper.orders import PaperOrder
+from server.brokers.paper.resting import RestingOrders
 
 ZERO = Decimal(0)
 
@@ -27,17 +33,27 @@ class OrderBook:
         self._open_by_account: dict[str, dict[str, PaperOrder]] = defaultdict(dict)
         self._committed: dict[tuple[str, str, OrderSide], Decimal] = defaultdict(Decimal)
         self._reserved: dict[str, Decimal] = defaultdict(Decimal)
+        self._open_options: dict[str, PaperOrder] = {}
+        self._expiries: list[tuple[datetime, int, PaperOrder]] = []
+        self._arrivals = itertools.count()
+        self._schedulings = itertools.count()  # ties in the expiry heap; never compares orders
+        self.resting = RestingOrders()
 
     def check_client_order_id(self, account_id: str, client_order_id: str | None) -> None:
         if client_order_id and client_order_id in self._by_client_id[account_id]:
             raise OrderRejectedError("client_order_id must be unique", field="client_order_id")
 
     def add(self, order: PaperOrder) -> None:
+        order.seq = next(self._arrivals)
         self._orders[order.account_id][order.id] = order
         self._by_client_id[order.account_id][order.client_order_id] = order
         if order.is_open:
             self._open[order.id] = order
             self._open_by_account[order.account_id][order.id] = order
+            self.resting.add(order)
+            self.expires(order)
+            if order.asset_class is AssetClass.US_OPTION:
+                self._open_options[order.id] = order
             if _counts(order):
                 self._committed[(order.account_id, order.symbol, order.side)] += order.remaining or ZERO
                 self._reserved[order.account_id] += order.reserved
@@ -58,6 +74,8 @@ class OrderBook:
         if self._open.pop(order.id, None) is None:
             return
         del self._open_by_account[order.account_id][order.id]
+        self._open_options.pop(order.id, None)
+        self.resting.closed(order)
         if _counts(order):
             self._committed[(order.account_id, order.symbol, order.side)] -= order.remaining or ZERO
             self._reserved[order.account_id] -= order.reserved
@@ -83,6 +101,25 @@ class OrderBook:
 
     def all(self, account_id: str) -> Iterable[PaperOrder]:
         return self._orders[account_id].values()
+
+    def expires(self, order: PaperOrder) -> None:
+        """Schedule the open order's expiry (call again whenever `expires_at` changes)."""
+        if order.expires_at is not None:
+            heapq.heappush(self._expiries, (order.expires_at, next(self._schedulings), order))
+
+    def expiring(self, moment: datetime) -> list[PaperOrder]:
+        """The open orders whose expiry has come by `moment`, in arrival order."""
+        due: list[PaperOrder] = []
+        expiries = self._expiries
+        while expiries and expiries[0][0] <= moment:
+            expires_at, _, order = heapq.heappop(expiries)
+            if order.is_open and order.expires_at == expires_at:
+                due.append(order)
+        due.sort(key=lambda order: order.seq)
+        return due
+
+    def open_options(self) -> list[PaperOrder]:
+        return list(self._open_options.values())
 
     def open_orders(self, account_id: str | None = None) -> list[PaperOrder]:
         """Open orders in arrival order (the order they are worked in)."""

@@ -67,7 +67,7 @@ class PaperExchange:
         self.starting_cash = starting_cash
         self._accounts: dict[str, PaperAccount] = {}
         self.book = OrderBook()
-        self._listeners: list[TradeListener] = []
+        self._listeners: tuple[TradeListener, ...] = ()
         self._session: tuple[datetime, datetime] | None = None
         # Per-step memos: a quote, a price or "is the market open" is computed once per
         # step, however many orders and valuations ask for it.
@@ -168,8 +168,14 @@ class PaperExchange:
         return account.buying_power(self.price_of, self.book.reserved(account.id), self._generation)
 
     def add_listener(self, listener: TradeListener) -> Callable[[], None]:
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        self._listeners += (listener,)
+
+        def remove() -> None:
+            listeners = list(self._listeners)
+            listeners.remove(listener)
+            self._listeners = tuple(listeners)
+
+        return remove
 
     # ----- orders ---------------------------------------------------------------------
 
@@ -299,6 +305,7 @@ class PaperExchange:
         new.legs, old.legs = old.legs, []
         for leg in new.legs:  # the exits now belong to the new order, and expire with it
             leg.parent_id, leg.expires_at = new.id, expires_at
+            self.book.expires(leg)
         old.replaced_by, old.replaced_at = new.id, now
         self._close(old, OrderStatus.REPLACED, TradeEvent.REPLACED, cascade=False)
         if old.parent_id:
@@ -357,8 +364,8 @@ class PaperExchange:
 
     def _settle_expired_options(self, moment: datetime) -> None:
         """Past 16:00 New York on expiration day: open orders expire, positions settle in cash."""
-        for order in self.book.open_orders():
-            contract = self.instruments.contract(order.symbol) if order.asset_class is AssetClass.US_OPTION else None
+        for order in self.book.open_options():
+            contract = self.instruments.contract(order.symbol)
             if contract is not None and moment >= options.expiry_moment(contract.expiration):
                 self._close(order, OrderStatus.EXPIRED, TradeEvent.EXPIRED)
         for account in self._accounts.values():
@@ -370,15 +377,15 @@ class PaperExchange:
                     account.settle(symbol, self.instruments.intrinsic_value(contract))
 
     def _run_step(self) -> None:
-        moment = self.market.time_of_step(self._step)
-        for order in self.book.open_orders():
-            if order.is_open and order.expires_at is not None and moment >= order.expires_at:
+        for order in self.book.expiring(self.market.time_of_step(self._step)):
+            if order.is_open:
                 self._close(order, OrderStatus.EXPIRED, TradeEvent.EXPIRED)
         if not self._open_now:
             return
-        for order in self.book.open_orders():
-            if order.is_open and order.status is not OrderStatus.HELD:
-                self._work(order)
+        reachable = self.book.resting.take(self._quote)
+        for order in reachable:
+            self._work(order)
+        self.book.resting.put_back(reachable)
 
     def _current_session(self, moment: datetime) -> tuple[datetime, datetime] | None:
         """The session open at `moment`, or the next one (cached until it closes)."""
@@ -481,16 +488,12 @@ class PaperExchange:
             return
         snapshot = order.snapshot()
         self._last_emitted = (order, snapshot)
-        update = TradeUpdate(
-            event=event,
-            order=snapshot,
-            timestamp=order.updated_at or self.now(),
-            execution_id=new_id() if fill else None,
-            price=fill.price if fill else None,
-            qty=fill.qty if fill else None,
-            position_qty=position_qty,
-        )
-        for listener in list(self._listeners):
+        timestamp = order.updated_at or self.now()
+        if fill is None:
+            update = TradeUpdate(event, snapshot, timestamp, None, None, None, position_qty)
+        else:
+            update = TradeUpdate(event, snapshot, timestamp, new_id(), fill.price, fill.qty, position_qty)
+        for listener in self._listeners:
             listener(order.account_id, update)
 
 

@@ -21,6 +21,7 @@ from server.brokers.order_rules import first_violation
 from server.brokers.paper.ids import new_id
 
 ZERO = Decimal(0)
+AVG_PRICE_PLACES = Decimal("0.0001")
 
 
 @dataclass(slots=True)
@@ -52,6 +53,7 @@ class PaperOrder:
     legs: list[PaperOrder] = field(default_factory=list)
     reject_reason: str | None = None
     reserved: Decimal = ZERO  # buying power this order still holds
+    seq: int = 0  # arrival order, set by the book
 
     def __post_init__(self) -> None:
         self.client_order_id = self.client_order_id or self.request.client_order_id or new_id()
@@ -88,7 +90,7 @@ class PaperOrder:
     def filled_avg_price(self) -> Decimal | None:
         if not self.filled_qty:
             return None
-        return (self.filled_value / self.filled_qty).quantize(Decimal("0.0001"))
+        return (self.filled_value / self.filled_qty).quantize(AVG_PRICE_PLACES)
 
     def trail_stop(self) -> Decimal | None:
         """The current stop of a trailing order, from its high (sell) or low (buy) water mark."""
@@ -104,38 +106,49 @@ class PaperOrder:
 
     def snapshot(self) -> Order:
         request = self.request
-        return Order(
-            id=self.id,
-            client_order_id=self.client_order_id,
-            symbol=self.symbol,
-            asset_class=self.asset_class,
-            side=self.side,
-            type=self.type,
-            time_in_force=self.time_in_force,
-            order_class=request.order_class,
-            status=self.status,
-            qty=self.qty,
-            notional=request.notional,
-            filled_qty=self.filled_qty,
-            filled_avg_price=self.filled_avg_price,
-            limit_price=self.limit_price,
-            stop_price=self.trail_stop() if self.type is OrderType.TRAILING_STOP else self.stop_price,
-            trail_price=request.trail_price,
-            trail_percent=request.trail_percent,
-            hwm=self.hwm,
-            extended_hours=request.extended_hours,
-            created_at=self.created_at,
-            updated_at=self.updated_at or self.created_at,
-            submitted_at=self.created_at,
-            filled_at=self.filled_at,
-            canceled_at=self.canceled_at,
-            expired_at=self.expired_at,
-            replaced_at=self.replaced_at,
-            replaced_by=self.replaced_by,
-            replaces=self.replaces,
-            legs=tuple(leg.snapshot() for leg in self.legs),
-            reject_reason=self.reject_reason,
+        kind = request.type
+        created_at = self.created_at
+        # Positional, in Order's field order: a snapshot is built for every trade update,
+        # and building the tuple directly costs a third of passing 31 keywords.
+        return _new_order(
+            Order,
+            (
+                self.id,
+                self.client_order_id,
+                request.symbol,
+                self.asset_class,
+                request.side,
+                kind,
+                request.time_in_force,
+                request.order_class,
+                self.status,
+                self.qty,
+                request.notional,
+                self.filled_qty,
+                self.filled_avg_price,
+                self.limit_price,
+                self.trail_stop() if kind is OrderType.TRAILING_STOP else self.stop_price,
+                request.trail_price,
+                request.trail_percent,
+                self.hwm,
+                request.extended_hours,
+                created_at,
+                self.updated_at or created_at,
+                created_at,
+                self.filled_at,
+                self.canceled_at,
+                self.expired_at,
+                None,
+                self.replaced_at,
+                self.replaced_by,
+                self.replaces,
+                tuple([leg.snapshot() for leg in self.legs]) if self.legs else (),
+                self.reject_reason,
+            ),
         )
+
+
+_new_order = tuple.__new__
 
 
 def _reject(message: str, field: str | None = None) -> OrderRejectedError:
@@ -186,16 +199,16 @@ def exit_legs(parent: PaperOrder) -> list[PaperOrder]:
     """The exit legs an order class brings: OCO's stop leg works at once; bracket and OTO
     legs are held until the entry has filled."""
     request = parent.request
+    if request.order_class is OrderClass.SIMPLE:
+        return []
     if request.order_class is OrderClass.OCO:
         wanted = [(False, OrderStatus.NEW)]
-    elif request.order_class in {OrderClass.BRACKET, OrderClass.OTO}:
+    else:  # bracket and oto
         wanted = [
             (take_profit, OrderStatus.HELD)
             for take_profit in (True, False)
             if (request.take_profit if take_profit else request.stop_loss) is not None
         ]
-    else:
-        return []
     return [
         PaperOrder(
             parent.account_id,

@@ -1,0 +1,143 @@
+"""Which open orders can trade at a step, found without looking at the others.
+
+Working every open order at every step costs the same whether one order can trade or
+none; with thousands of resting limits that is most of the exchange's time. Here each
+symbol keeps its waiting orders in price-ordered heaps, so a step touches only the orders
+its quote can reach:
+
+- a buy limit can trade once the ask is at or below its limit, a sell limit once the bid
+  is at or above it (the heap's top is the most generous limit);
+- a buy stop triggers once the ask is at or above its stop, a sell stop once the bid is at
+  or below it (the top is the nearest stop);
+- market orders still resting (larger than the displayed size, or placed while the market
+  was closed), triggered stops and trailing stops (whose water mark moves with every
+  quote) are worked at every step.
+
+Entries are taken out when their order comes up and put back, reclassified, while it is
+still open; an order closed while waiting stays in its heap until it comes up or the
+symbol's heaps are compacted, so closing costs nothing here.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from decimal import Decimal
+
+from server.brokers.domain import OrderSide, OrderType, Quote
+from server.brokers.paper.orders import PaperOrder
+
+QuoteOf = Callable[[str], Quote]
+# Heap entries: (key, arrival sequence, order); the sequence breaks ties before the order.
+Entry = tuple[Decimal, int, PaperOrder]
+# Compact a symbol's heaps once they hold this many entries more than twice its open orders.
+COMPACT_SLACK = 64
+
+
+class _SymbolOrders:
+    __slots__ = ("buy_limits", "buy_stops", "entries", "every_step", "open_count", "sell_limits", "sell_stops")
+
+    def __init__(self) -> None:
+        self.buy_limits: list[Entry] = []  # key: -limit
+        self.sell_limits: list[Entry] = []  # key: limit
+        self.buy_stops: list[Entry] = []  # key: stop
+        self.sell_stops: list[Entry] = []  # key: -stop
+        self.every_step: dict[int, PaperOrder] = {}
+        self.open_count = 0
+        self.entries = 0
+
+    def add(self, order: PaperOrder) -> None:
+        self.entries += 1
+        if order.type is OrderType.MARKET or order.type is OrderType.TRAILING_STOP:
+            self.every_step[order.seq] = order
+        elif order.type is OrderType.LIMIT or (order.triggered and order.type is OrderType.STOP_LIMIT):
+            limit = order.limit_price
+            assert limit is not None
+            if order.side is OrderSide.BUY:
+                heapq.heappush(self.buy_limits, (-limit, order.seq, order))
+            else:
+                heapq.heappush(self.sell_limits, (limit, order.seq, order))
+        elif order.triggered:  # a stop that has triggered is a market order now
+            self.every_step[order.seq] = order
+        else:
+            stop = order.stop_price
+            assert stop is not None
+            if order.side is OrderSide.BUY:
+                heapq.heappush(self.buy_stops, (stop, order.seq, order))
+            else:
+                heapq.heappush(self.sell_stops, (-stop, order.seq, order))
+
+    def take(self, quote: Quote, taken: list[PaperOrder]) -> None:
+        """Move every order this quote can reach into `taken`."""
+        self.entries -= len(self.every_step)
+        taken.extend(self.every_step.values())
+        self.every_step.clear()
+        ask, bid = quote.ask_price, quote.bid_price
+        self._pop_while(self.buy_limits, lambda key: -key >= ask, taken)
+        self._pop_while(self.sell_limits, lambda key: key <= bid, taken)
+        self._pop_while(self.buy_stops, lambda key: key <= ask, taken)
+        self._pop_while(self.sell_stops, lambda key: -key >= bid, taken)
+
+    def _pop_while(self, heap: list[Entry], reached: Callable[[Decimal], bool], taken: list[PaperOrder]) -> None:
+        while heap and reached(heap[0][0]):
+            taken.append(heapq.heappop(heap)[2])
+            self.entries -= 1
+
+    def compact_if_sparse(self) -> None:
+        if self.entries <= 2 * self.open_count + COMPACT_SLACK:
+            return
+        for heap in (self.buy_limits, self.sell_limits, self.buy_stops, self.sell_stops):
+            heap[:] = [entry for entry in heap if entry[2].is_open]
+            heapq.heapify(heap)
+        for seq, order in list(self.every_step.items()):
+            if not order.is_open:
+                del self.every_step[seq]
+        self.entries = sum(map(len, (self.buy_limits, self.sell_limits, self.buy_stops, self.sell_stops)))
+        self.entries += len(self.every_step)
+
+
+class RestingOrders:
+    """Open orders waiting for the market, indexed by the price that lets them trade."""
+
+    def __init__(self) -> None:
+        self._symbols: dict[str, _SymbolOrders] = {}
+
+    def add(self, order: PaperOrder) -> None:
+        """Index a newly open order (it stays counted until `closed`)."""
+        orders = self._of(order.symbol)
+        orders.open_count += 1
+        orders.add(order)
+
+    def _of(self, symbol: str) -> _SymbolOrders:
+        orders = self._symbols.get(symbol)
+        if orders is None:
+            orders = self._symbols[symbol] = _SymbolOrders()
+        return orders
+
+    def closed(self, order: PaperOrder) -> None:
+        orders = self._symbols.get(order.symbol)
+        if orders is not None:
+            orders.open_count -= 1
+            orders.compact_if_sparse()
+
+    def take(self, quote_of: QuoteOf) -> list[PaperOrder]:
+        """The open orders the current quotes can reach, in arrival order, out of the
+        index: give them back with `put_back` once they have been worked."""
+        taken: list[PaperOrder] = []
+        for symbol, orders in list(self._symbols.items()):
+            if orders.open_count <= 0:
+                del self._symbols[symbol]
+                continue
+            orders.take(quote_of(symbol), taken)
+        taken = [order for order in taken if order.is_open]
+        taken.sort(key=_arrival)
+        return taken
+
+    def put_back(self, orders: list[PaperOrder]) -> None:
+        for order in orders:
+            if order.is_open:
+                self._of(order.symbol).add(order)
+
+
+def _arrival(order: PaperOrder) -> int:
+    return order.seq

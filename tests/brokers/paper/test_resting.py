@@ -1,0 +1,220 @@
+"""The resting-order index changes how fast a step is worked, never what happens in it.
+
+Each script runs twice on twin markets: once as the exchange runs, and once with the index
+and the expiry schedule replaced by the plain rule they stand for (every open order worked
+at every step, in arrival order; every open order checked for expiry). The two must emit
+the same trade updates, in the same order, with the same fills.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from server.brokers.base import BrokerError
+from server.brokers.domain import (
+    NEW_YORK,
+    OrderClass,
+    OrderRequest,
+    OrderSide,
+    OrderType,
+    StopLoss,
+    TakeProfit,
+    TimeInForce,
+    TradeUpdate,
+)
+from server.brokers.paper.book import OrderBook
+from server.brokers.paper.calendar import AlwaysOpenCalendar, MarketCalendar, NyseCalendar
+from server.brokers.paper.orders import PaperOrder
+from server.brokers.paper.resting import RestingOrders
+from tests.utils.paper import PaperWorld, paper_world
+
+SYMBOLS = ["AAPL", "F", "SPY"]
+CENT = Decimal("0.01")
+NEAR_CLOSE = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # a Monday
+
+
+class EveryOpenOrder(RestingOrders):
+    """The rule the index stands for: every open order, at every step, in arrival order."""
+
+    def __init__(self, book: OrderBook) -> None:
+        super().__init__()
+        self._book = book
+
+    def take(self, quote_of: object) -> list[PaperOrder]:
+        return self._book.open_orders()
+
+    def put_back(self, orders: list[PaperOrder]) -> None:
+        pass
+
+
+def rich_world(seed: int, calendar: MarketCalendar) -> PaperWorld:
+    """A world that starts 40 minutes before its session closes (day orders expire in the run)."""
+    session = calendar.session(NEAR_CLOSE.astimezone(NEW_YORK).date())
+    assert session is not None
+    return paper_world(
+        seed=seed, calendar=calendar, starting_cash=Decimal(10**8), start=session[1] - timedelta(minutes=40)
+    )
+
+
+def plain_world(seed: int, calendar: MarketCalendar) -> PaperWorld:
+    world = rich_world(seed, calendar)
+    book = world.exchange.book
+    book.resting = EveryOpenOrder(book)
+
+    def expiring(moment: datetime) -> list[PaperOrder]:
+        return [o for o in book.open_orders() if o.expires_at is not None and o.expires_at <= moment]
+
+    book.expiring = expiring  # type: ignore[method-assign]
+    return world
+
+
+@st.composite
+def orders(draw: st.DrawFn) -> tuple[str, OrderSide, OrderType, TimeInForce, int, int, str, int]:
+    """An order described relative to the quote at the moment it is placed."""
+    return (
+        draw(st.sampled_from(SYMBOLS)),
+        draw(st.sampled_from(list(OrderSide))),
+        draw(st.sampled_from(list(OrderType))),
+        draw(st.sampled_from([TimeInForce.DAY, TimeInForce.GTC, TimeInForce.GTC, TimeInForce.IOC])),
+        draw(st.integers(min_value=-30, max_value=30)),  # price offset, in tenths of a percent
+        draw(st.integers(min_value=-30, max_value=30)),  # second offset (stop_limit's limit, exits)
+        draw(st.sampled_from(["simple", "simple", "bracket", "oco"])),
+        draw(st.sampled_from([1, 3, 400, 2500])),
+    )
+
+
+def request_for(
+    world: PaperWorld, drawn: tuple[str, OrderSide, OrderType, TimeInForce, int, int, str, int]
+) -> OrderRequest:
+    symbol, side, kind, tif, offset, second, order_class, qty = drawn
+    if tif is TimeInForce.IOC and kind not in {OrderType.MARKET, OrderType.LIMIT}:
+        tif = TimeInForce.DAY
+    mid = world.exchange.price_of(symbol)
+
+    def price(tenths: int) -> Decimal:
+        return (mid * (1 + Decimal(tenths) / 1000)).quantize(CENT)
+
+    fields: dict[str, object] = {}
+    if kind in {OrderType.LIMIT, OrderType.STOP_LIMIT}:
+        fields["limit_price"] = price(offset if kind is OrderType.LIMIT else second)
+    if kind in {OrderType.STOP, OrderType.STOP_LIMIT}:
+        fields["stop_price"] = price(offset)
+    if kind is OrderType.TRAILING_STOP:
+        fields["trail_percent"] = Decimal(abs(offset) + 1) / 10
+    if order_class == "bracket" and kind in {OrderType.MARKET, OrderType.LIMIT}:
+        up, down = (abs(second) + 1, -abs(second) - 1) if side is OrderSide.BUY else (-abs(second) - 1, abs(second) + 1)
+        base = offset if kind is OrderType.LIMIT else 0
+        fields.update(
+            order_class=OrderClass.BRACKET,
+            take_profit=TakeProfit(price(base + up)),
+            stop_loss=StopLoss(price(base + down)),
+        )
+        tif = TimeInForce.GTC if tif is TimeInForce.IOC else tif
+    if order_class == "oco" and kind is OrderType.LIMIT:
+        fields.update(
+            order_class=OrderClass.OCO, take_profit=TakeProfit(price(offset)), stop_loss=StopLoss(price(second))
+        )
+        tif = TimeInForce.GTC if tif is TimeInForce.IOC else tif
+    return OrderRequest(symbol, side, kind, tif, qty=Decimal(qty), **fields)  # type: ignore[arg-type]
+
+
+actions = st.lists(
+    st.one_of(
+        st.tuples(st.just("submit"), orders()),
+        st.tuples(st.just("submit"), orders()),
+        st.tuples(st.just("step"), st.sampled_from([1, 1, 1, 5, 30, 300, 1800])),
+        st.tuples(st.just("cancel"), st.integers(min_value=0, max_value=30)),
+    ),
+    min_size=20,
+    max_size=80,
+)
+
+
+def run(world: PaperWorld, script: list[tuple[str, object]]) -> list[tuple[object, ...]]:
+    ids: dict[str, int] = {}
+    placed: list[str] = []
+    for action, argument in script:
+        try:
+            if action == "submit":
+                placed.append(world.exchange.submit(world.account_id, request_for(world, argument)).id)  # type: ignore[arg-type]
+            elif action == "step":
+                world.step(argument)  # type: ignore[arg-type]
+            elif placed:
+                world.exchange.cancel(world.account_id, placed[int(argument) % len(placed)])  # type: ignore[call-overload]
+        except BrokerError:
+            pass
+    return [described(update, ids) for update in world.updates]
+
+
+def described(update: TradeUpdate, ids: dict[str, int]) -> tuple[object, ...]:
+    """The update with order ids replaced by the order's place in the run (ids differ between runs)."""
+    order = update.order
+    number = ids.setdefault(order.id, len(ids))
+    return (
+        number,
+        update.event,
+        update.timestamp,
+        update.price,
+        update.qty,
+        update.position_qty,
+        order.status,
+        order.filled_qty,
+        order.filled_avg_price,
+        order.stop_price,
+        order.hwm,
+        tuple(ids.setdefault(leg.id, len(ids)) for leg in order.legs),
+    )
+
+
+@pytest.mark.parametrize("calendar", [AlwaysOpenCalendar(), NyseCalendar()], ids=["always", "nyse"])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(min_value=0, max_value=1000), script=actions)
+def test_the_index_works_the_orders_every_open_order_would(
+    calendar: MarketCalendar, seed: int, script: list[tuple[str, object]]
+) -> None:
+    indexed = run(rich_world(seed, calendar), script)
+    plain = run(plain_world(seed, calendar), script)
+    assert indexed == plain
+
+
+def test_a_step_reaches_only_the_orders_its_quote_can_fill() -> None:
+    world = paper_world()
+    exchange = world.exchange
+    ask = exchange.quote("AAPL").ask_price
+    far = [
+        exchange.submit(
+            world.account_id,
+            OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=Decimal(1), limit_price=ask / 2),
+        )
+        for _ in range(200)
+    ]
+    near = exchange.submit(
+        world.account_id,
+        OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=Decimal(1), limit_price=ask * 2),
+    )
+    assert near.status == "filled"
+    reached = exchange.book.resting.take(exchange._quote)
+    exchange.book.resting.put_back(reached)
+    assert reached == []  # 200 resting buys at half the ask: none is even looked at
+    exchange.cancel(world.account_id, far[0].id)
+    assert all(exchange.get_order(world.account_id, order.id).status == "new" for order in far[1:])
+
+
+def test_closed_orders_leave_the_index_once_it_is_mostly_stale() -> None:
+    world = paper_world()
+    exchange = world.exchange
+    ask = exchange.quote("AAPL").ask_price
+    for _ in range(300):
+        order = exchange.submit(
+            world.account_id,
+            OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=Decimal(1), limit_price=ask / 2),
+        )
+        exchange.cancel(world.account_id, order.id)
+    symbol_orders = exchange.book.resting._symbols["AAPL"]
+    assert symbol_orders.open_count == 0
+    assert symbol_orders.entries <= 64  # canceled far from the market, they were compacted away
