@@ -23,6 +23,7 @@ from server.security.vault import Vault
 from server.settings import Settings
 from server.users.admin import grant_admin
 from server.users.rotation import rotate_credentials
+from server.ws_protocol import CoalescingWebSocketProtocol
 
 logger = logging.getLogger("server")
 T = TypeVar("T")
@@ -52,7 +53,7 @@ def run_uvicorn(app: Starlette, host: str, port: int) -> None:
         access_log=False,
         lifespan="on",
         proxy_headers=False,
-        ws="websockets-sansio",
+        ws=CoalescingWebSocketProtocol,
     )
 
 

@@ -36,6 +36,7 @@ from server.api.graphiql import graphiql_page
 from server.api.identity import authenticate, client_ip
 from server.api.origins import origin_allowed
 from server.api.schema import build_schema
+from server.api.streams.encoding import shared_encodings
 from server.services import Services
 from server.settings import Settings
 
@@ -124,6 +125,9 @@ class TradingGraphQL(GraphQL[Context, None]):
             )
         context.auth = auth
         return
+
+    def encode_json(self, data: object) -> str:
+        return shared_encodings.encode(data)
 
     def decode_json(self, data: str | bytes) -> object:
         # JSON numbers become exact Decimals, never floats (Decimal arguments stay exact).

@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 import uvicorn
 from starlette.applications import Starlette
 
+from server.ws_protocol import CoalescingWebSocketProtocol
+
 START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 10.0
 
@@ -22,7 +24,7 @@ async def live_server(app: Starlette) -> AsyncIterator[str]:
         port=0,
         log_config=None,
         lifespan="on",
-        ws="websockets-sansio",
+        ws=CoalescingWebSocketProtocol,  # as the server runs
         timeout_graceful_shutdown=int(STOP_TIMEOUT_SECONDS / 2),
     )
     server = uvicorn.Server(config)

@@ -15,6 +15,7 @@ from starlette.websockets import WebSocketDisconnected
 from websockets.asyncio.client import connect
 
 from server.api.http import TransportWSHandler
+from server.api.streams.encoding import shared_encodings
 from server.api.streams.execution import shared_results
 from server.brokers.paper.clock import ManualClock
 from tests.utils.streams import (
@@ -101,7 +102,7 @@ async def test_a_send_racing_the_clients_close_is_not_logged_as_an_error(caplog:
 
 
 async def test_subscribers_of_one_query_share_each_ticks_execution(server: StreamingServer) -> None:
-    """Two users, the same document: each tick's quote is executed once and the result reused."""
+    """Two users, the same document: each tick's quote is executed and encoded once, and reused."""
     ada, bob = await server.sign_up("ada"), await server.sign_up("bob")
     async with (
         ws_session(server.address, ada.access_token) as first,
@@ -112,11 +113,12 @@ async def test_subscribers_of_one_query_share_each_ticks_execution(server: Strea
         streams = [Stream(first, query, symbols=["AAPL"]), Stream(second, query, symbols=["AAPL"])]
         for stream in streams:
             await stream.next()
-        hits, misses = shared_results.hits, shared_results.misses
+        hits, misses, encoded = shared_results.hits, shared_results.misses, shared_encodings.hits
         server.tick()
         ticked = [(await stream.next())["quotes"] for stream in streams]
         assert ticked[0] == ticked[1]
         assert (shared_results.hits - hits, shared_results.misses - misses) == (1, 1)
+        assert shared_encodings.hits - encoded == 1
         for stream in streams:
             await stream.close()
 
