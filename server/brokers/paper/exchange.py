@@ -2,8 +2,9 @@
 
 Synchronous and single-threaded by design (it runs on the event loop; every call is
 microseconds). Time moves only through `advance()`, which steps the market to the
-clock's present and works every open order at every step in between, so tests drive
-the exchange by moving a ManualClock and calling `advance()`.
+clock's present and, at every step in between, expires what is due and works the open
+orders that step's quotes can fill (the book's index finds them), so tests drive the
+exchange by moving a ManualClock and calling `advance()`.
 """
 
 from __future__ import annotations
