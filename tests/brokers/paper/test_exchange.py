@@ -96,31 +96,6 @@ def test_stop_order_triggers_when_the_price_is_reached(world: PaperWorld) -> Non
     assert filled.filled_avg_price <= stop_price
 
 
-def test_trailing_stop_follows_the_high_water_mark(world: PaperWorld) -> None:
-    world.exchange.submit(world.account_id, buy("COIN", "5"))
-    order = world.exchange.submit(
-        world.account_id, sell("COIN", "5", type=OrderType.TRAILING_STOP, trail_percent=D("0.5"))
-    )
-    first_stop = order.stop_price
-    assert order.hwm is not None
-    assert first_stop == (order.hwm * D("0.995")).quantize(D("0.01"))
-    world.step_until(lambda: world.status(order.id) is OrderStatus.FILLED, limit=20000)
-    current = world.exchange.get_order(world.account_id, order.id)
-    assert current.status is OrderStatus.FILLED
-    assert current.hwm is not None
-    assert current.hwm >= order.hwm
-    assert current.filled_avg_price is not None
-    assert current.filled_avg_price <= (current.hwm * D("0.995")).quantize(D("0.01"))
-
-
-def test_ioc_fills_what_it_can_and_cancels_the_rest(world: PaperWorld) -> None:
-    displayed = world.exchange.quote("F").ask_size
-    order = world.exchange.submit(world.account_id, buy("F", "5000", time_in_force=TimeInForce.IOC))
-    assert order.status is OrderStatus.CANCELED
-    assert order.filled_qty == displayed
-    assert world.events(order.id) == ["new", "partial_fill", "canceled"]
-
-
 def test_fok_that_cannot_fill_whole_is_canceled_untouched(world: PaperWorld) -> None:
     order = world.exchange.submit(world.account_id, buy("F", "5000", time_in_force=TimeInForce.FOK))
     assert order.status is OrderStatus.CANCELED
@@ -156,15 +131,6 @@ def test_nyse_hours_hold_orders_until_the_open() -> None:
     assert filled.status is OrderStatus.FILLED
     assert filled.filled_at is not None
     assert filled.filled_at >= datetime(2026, 11, 30, 14, 30, tzinfo=UTC)
-
-
-def test_notional_market_order_buys_a_fraction(world: PaperWorld) -> None:
-    order = world.exchange.submit(world.account_id, buy("AAPL", None, notional=D("1000")))
-    assert order.status is OrderStatus.FILLED
-    assert order.qty is not None
-    assert order.qty != order.qty.to_integral()
-    assert order.filled_avg_price is not None
-    assert D("999.9") < order.qty * order.filled_avg_price <= D(1000)
 
 
 @pytest.mark.parametrize(
@@ -277,37 +243,6 @@ def test_bracket_legs_are_held_until_the_entry_fills(world: PaperWorld) -> None:
     canceled = world.exchange.cancel(world.account_id, order.id)
     assert canceled.status is OrderStatus.CANCELED
     assert [leg.status for leg in canceled.legs] == [OrderStatus.CANCELED, OrderStatus.CANCELED]
-
-
-def test_oto_has_one_exit_leg(world: PaperWorld) -> None:
-    order = world.exchange.submit(
-        world.account_id, buy("KO", "10", order_class=OrderClass.OTO, stop_loss=StopLoss(D(50)))
-    )
-    [leg] = order.legs
-    assert (leg.type, leg.side, leg.status) == (OrderType.STOP, OrderSide.SELL, OrderStatus.NEW)
-
-
-def test_oco_exits_a_position_either_way(world: PaperWorld) -> None:
-    world.exchange.submit(world.account_id, buy("KO", "10"))
-    bid = world.exchange.quote("KO").bid_price
-    order = world.exchange.submit(
-        world.account_id,
-        sell(
-            "KO",
-            "10",
-            type=OrderType.LIMIT,
-            limit_price=bid + D("0.05"),
-            order_class=OrderClass.OCO,
-            take_profit=TakeProfit(bid + D("0.05")),
-            stop_loss=StopLoss(bid - D("0.05")),
-        ),
-    )
-    assert order.status is OrderStatus.NEW
-    [stop_leg] = order.legs
-    assert stop_leg.type is OrderType.STOP
-    world.step_until(lambda: not world.exchange.positions(world.account_id), limit=7200)
-    final = world.exchange.get_order(world.account_id, order.id)
-    assert sorted([final.status.value, final.legs[0].status.value]) == ["canceled", "filled"]
 
 
 def test_replace_makes_a_new_order_and_retires_the_old(world: PaperWorld) -> None:
