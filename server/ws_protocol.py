@@ -3,7 +3,9 @@
 A market tick wakes every subscriber at once, and each sends its message: with ten
 subscriptions on a connection that was ten socket writes, each a system call. Here the
 frames a connection produces in one turn of the event loop are joined and written in the
-next, in order, with one call. Closing writes what is pending first.
+next, in order, with one call. Closing writes what is pending first. Past `FLUSH_BYTES`
+pending, a write goes out at once, so that the transport's own flow control (uvicorn's
+`send` waits while it is paused) still holds back a slow reader within one turn.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any, cast
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+FLUSH_BYTES = 64 * 1024
+
 
 class CoalescingTransport:
     """A transport whose writes within one event-loop turn reach the socket as one write."""
@@ -21,6 +25,7 @@ class CoalescingTransport:
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] = []
+        self._pending_bytes = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
@@ -28,12 +33,16 @@ class CoalescingTransport:
         if not self._pending:
             self._loop.call_soon(self.flush)
         self._pending.append(bytes(data))
+        self._pending_bytes += len(data)
+        if self._pending_bytes >= FLUSH_BYTES:
+            self.flush()
 
     def flush(self) -> None:
         if not self._pending:
             return
         data = b"".join(self._pending)
         self._pending.clear()
+        self._pending_bytes = 0
         if not self._transport.is_closing():
             self._transport.write(data)
 
@@ -43,6 +52,7 @@ class CoalescingTransport:
 
     def abort(self) -> None:
         self._pending.clear()
+        self._pending_bytes = 0
         self._transport.abort()
 
     def __getattr__(self, name: str) -> Any:  # everything else is the transport's own
@@ -52,5 +62,5 @@ class CoalescingTransport:
 class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # (uvloop's transports are not asyncio.Transport subclasses, but have its methods)
-        coalescing = CoalescingTransport(cast(asyncio.Transport, transport), asyncio.get_running_loop())
+        coalescing = CoalescingTransport(cast(asyncio.Transport, transport), self.loop)
         super().connection_made(cast(asyncio.Transport, coalescing))

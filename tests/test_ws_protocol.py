@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from server.ws_protocol import CoalescingTransport
+from server.ws_protocol import FLUSH_BYTES, CoalescingTransport
 
 pytestmark = pytest.mark.anyio
 
@@ -64,3 +64,14 @@ async def test_closing_writes_what_is_pending_first_and_aborting_drops_it() -> N
     aborted.abort()
     await asyncio.sleep(0)
     assert (other.writes, other.aborted) == ([], True)
+
+
+async def test_a_large_backlog_goes_out_at_once_for_flow_control_to_see() -> None:
+    real = RecordingTransport()
+    transport = CoalescingTransport(real, asyncio.get_running_loop())
+    transport.write(b"small")
+    transport.write(b"x" * FLUSH_BYTES)
+    assert real.writes == [b"small" + b"x" * FLUSH_BYTES]  # not held until the next turn
+    transport.write(b"after")
+    await asyncio.sleep(0)
+    assert real.writes[1:] == [b"after"]

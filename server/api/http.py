@@ -36,7 +36,7 @@ from server.api.graphiql import graphiql_page
 from server.api.identity import authenticate, client_ip
 from server.api.origins import origin_allowed
 from server.api.schema import build_schema
-from server.api.streams.encoding import shared_encodings
+from server.api.streams.encoding import encode_message
 from server.services import Services
 from server.settings import Settings
 
@@ -127,7 +127,7 @@ class TradingGraphQL(GraphQL[Context, None]):
         return
 
     def encode_json(self, data: object) -> str:
-        return shared_encodings.encode(data)
+        return encode_message(data)
 
     def decode_json(self, data: str | bytes) -> object:
         # JSON numbers become exact Decimals, never floats (Decimal arguments stay exact).

@@ -12,7 +12,7 @@ since a WebSocket's context lives for the whole connection.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from graphql import ExecutionResult, Executor
@@ -24,28 +24,56 @@ from server.api.streams.types import SHARED_PAYLOADS
 SHARED_RESULTS_KEPT = 4096
 
 
+class _Shared:
+    __slots__ = ("encoded", "operation", "payload", "result")
+
+    def __init__(self, payload: object, operation: object, result: ExecutionResult) -> None:
+        self.payload, self.operation, self.result = payload, operation, result
+        self.encoded: str | None = None  # the result's `data` as JSON, once a message needs it
+
+
 class _SharedResults:
     """The latest results by (payload, operation, variables); the payload and operation
-    are held with the result, so an id is never reused while its entry lives."""
+    are held with the result, so an id is never reused while its entry lives. Each result's
+    `data` is also found by identity, for its JSON to be made once (see encoding.py)."""
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._entries: OrderedDict[tuple[int, int, str], tuple[object, object, ExecutionResult]] = OrderedDict()
+        self._entries: OrderedDict[tuple[int, int, str], _Shared] = OrderedDict()
+        self._by_data: dict[int, _Shared] = {}
         self.hits = 0
         self.misses = 0
+        self.encoding_hits = 0
 
     def get(self, key: tuple[int, int, str], payload: object, operation: object) -> ExecutionResult | None:
         entry = self._entries.get(key)
-        if entry is None or entry[0] is not payload or entry[1] is not operation:
+        if entry is None or entry.payload is not payload or entry.operation is not operation:
             self.misses += 1
             return None
         self.hits += 1
-        return entry[2]
+        return entry.result
 
     def put(self, key: tuple[int, int, str], payload: object, operation: object, result: ExecutionResult) -> None:
-        self._entries[key] = (payload, operation, result)
+        self._forget(self._entries.pop(key, None))
+        entry = self._entries[key] = _Shared(payload, operation, result)
+        self._by_data[id(result.data)] = entry
         if len(self._entries) > self._size:
-            self._entries.popitem(last=False)
+            self._forget(self._entries.popitem(last=False)[1])
+
+    def _forget(self, entry: _Shared | None) -> None:
+        if entry is not None and self._by_data.get(id(entry.result.data)) is entry:
+            del self._by_data[id(entry.result.data)]
+
+    def encoded(self, data: object, encode: Callable[[object], str]) -> str | None:
+        """`data`'s JSON if it is a shared result's (made by `encode` the first time), else None."""
+        entry = self._by_data.get(id(data))
+        if entry is None or entry.result.data is not data:
+            return None
+        if entry.encoded is None:
+            entry.encoded = encode(data)
+        else:
+            self.encoding_hits += 1
+        return entry.encoded
 
 
 shared_results = _SharedResults(SHARED_RESULTS_KEPT)

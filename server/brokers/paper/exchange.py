@@ -384,9 +384,11 @@ class PaperExchange:
         if not self._open_now:
             return
         reachable = self.book.resting.take(self._quote)
-        for order in reachable:
-            self._work(order)
-        self.book.resting.put_back(reachable)
+        try:
+            for order in reachable:
+                self._work(order)
+        finally:  # a listener raising must not leave the rest of them out of the index
+            self.book.resting.put_back(reachable)
 
     def _current_session(self, moment: datetime) -> tuple[datetime, datetime] | None:
         """The session open at `moment`, or the next one (cached until it closes)."""
@@ -413,7 +415,10 @@ class PaperExchange:
         if tif is TimeInForce.FOK and immediate and not (market_open and matching.fully_fillable(order, quote)):
             self._close(order, OrderStatus.CANCELED, TradeEvent.CANCELED)
             return
+        triggered = order.triggered
         fill = matching.match(order, quote) if market_open else None
+        if order.triggered is not triggered and order.is_open:  # a stop now trades as market or limit
+            self.book.resting.triggered(order)
         if fill is not None:
             self._fill(order, fill, quote.timestamp)
         if immediate and tif in {TimeInForce.IOC, TimeInForce.FOK} and order.is_open:

@@ -54,6 +54,7 @@ class PaperOrder:
     reject_reason: str | None = None
     reserved: Decimal = ZERO  # buying power this order still holds
     seq: int = 0  # arrival order, set by the book
+    filed: int = 0  # how many times the resting index has filed it (see resting.py)
 
     def __post_init__(self) -> None:
         self.client_order_id = self.client_order_id or self.request.client_order_id or new_id()

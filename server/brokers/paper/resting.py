@@ -14,8 +14,11 @@ its quote can reach:
   quote) are worked at every step.
 
 Entries are taken out when their order comes up and put back, reclassified, while it is
-still open; an order closed while waiting stays in its heap until it comes up or the
-symbol's heaps are compacted, so closing costs nothing here.
+still open. A stop that triggers between steps (on arrival, or an exit leg released by its
+entry's fill) is filed again under its new class at once: each filing bumps the order's
+`filed` number, and an entry whose number is no longer the order's is skipped. An order
+closed while waiting stays in its heap until it comes up or the symbol's heaps are
+compacted, so closing costs nothing here.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from server.brokers.domain import OrderSide, OrderType, Quote
 from server.brokers.paper.orders import PaperOrder
 
 QuoteOf = Callable[[str], Quote]
-# Heap entries: (key, arrival sequence, order); the sequence breaks ties before the order.
-Entry = tuple[Decimal, int, PaperOrder]
+# Heap entries: (key, arrival sequence, filing number, order); the sequence breaks ties
+# before the order is ever compared.
+Entry = tuple[Decimal, int, int, PaperOrder]
 # Compact a symbol's heaps once they hold this many entries more than twice its open orders.
 COMPACT_SLACK = 64
 
@@ -48,24 +52,26 @@ class _SymbolOrders:
 
     def add(self, order: PaperOrder) -> None:
         self.entries += 1
+        order.filed += 1
+        filed = order.filed
         if order.type is OrderType.MARKET or order.type is OrderType.TRAILING_STOP:
             self.every_step[order.seq] = order
         elif order.type is OrderType.LIMIT or (order.triggered and order.type is OrderType.STOP_LIMIT):
             limit = order.limit_price
             assert limit is not None
             if order.side is OrderSide.BUY:
-                heapq.heappush(self.buy_limits, (-limit, order.seq, order))
+                heapq.heappush(self.buy_limits, (-limit, order.seq, filed, order))
             else:
-                heapq.heappush(self.sell_limits, (limit, order.seq, order))
+                heapq.heappush(self.sell_limits, (limit, order.seq, filed, order))
         elif order.triggered:  # a stop that has triggered is a market order now
             self.every_step[order.seq] = order
         else:
             stop = order.stop_price
             assert stop is not None
             if order.side is OrderSide.BUY:
-                heapq.heappush(self.buy_stops, (stop, order.seq, order))
+                heapq.heappush(self.buy_stops, (stop, order.seq, filed, order))
             else:
-                heapq.heappush(self.sell_stops, (-stop, order.seq, order))
+                heapq.heappush(self.sell_stops, (-stop, order.seq, filed, order))
 
     def take(self, quote: Quote, taken: list[PaperOrder]) -> None:
         """Move every order this quote can reach into `taken`."""
@@ -80,14 +86,16 @@ class _SymbolOrders:
 
     def _pop_while(self, heap: list[Entry], reached: Callable[[Decimal], bool], taken: list[PaperOrder]) -> None:
         while heap and reached(heap[0][0]):
-            taken.append(heapq.heappop(heap)[2])
+            _, _, filed, order = heapq.heappop(heap)
             self.entries -= 1
+            if filed == order.filed:  # else it was filed again elsewhere since
+                taken.append(order)
 
     def compact_if_sparse(self) -> None:
         if self.entries <= 2 * self.open_count + COMPACT_SLACK:
             return
         for heap in (self.buy_limits, self.sell_limits, self.buy_stops, self.sell_stops):
-            heap[:] = [entry for entry in heap if entry[2].is_open]
+            heap[:] = [entry for entry in heap if entry[3].is_open and entry[2] == entry[3].filed]
             heapq.heapify(heap)
         for seq, order in list(self.every_step.items()):
             if not order.is_open:
@@ -123,15 +131,19 @@ class RestingOrders:
     def take(self, quote_of: QuoteOf) -> list[PaperOrder]:
         """The open orders the current quotes can reach, in arrival order, out of the
         index: give them back with `put_back` once they have been worked."""
+        for symbol in [symbol for symbol, orders in self._symbols.items() if orders.open_count <= 0]:
+            del self._symbols[symbol]
+        quotes = [(orders, quote_of(symbol)) for symbol, orders in self._symbols.items()]  # before any is taken
         taken: list[PaperOrder] = []
-        for symbol, orders in list(self._symbols.items()):
-            if orders.open_count <= 0:
-                del self._symbols[symbol]
-                continue
-            orders.take(quote_of(symbol), taken)
+        for orders, quote in quotes:
+            orders.take(quote, taken)
         taken = [order for order in taken if order.is_open]
         taken.sort(key=_arrival)
         return taken
+
+    def triggered(self, order: PaperOrder) -> None:
+        """File an open stop again under what it is once triggered (a market or limit order)."""
+        self._of(order.symbol).add(order)
 
     def put_back(self, orders: list[PaperOrder]) -> None:
         for order in orders:

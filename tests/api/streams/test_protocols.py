@@ -15,7 +15,6 @@ from starlette.websockets import WebSocketDisconnected
 from websockets.asyncio.client import connect
 
 from server.api.http import TransportWSHandler
-from server.api.streams.encoding import shared_encodings
 from server.api.streams.execution import shared_results
 from server.brokers.paper.clock import ManualClock
 from tests.utils.streams import (
@@ -113,12 +112,12 @@ async def test_subscribers_of_one_query_share_each_ticks_execution(server: Strea
         streams = [Stream(first, query, symbols=["AAPL"]), Stream(second, query, symbols=["AAPL"])]
         for stream in streams:
             await stream.next()
-        hits, misses, encoded = shared_results.hits, shared_results.misses, shared_encodings.hits
+        hits, misses, encoded = shared_results.hits, shared_results.misses, shared_results.encoding_hits
         server.tick()
         ticked = [(await stream.next())["quotes"] for stream in streams]
         assert ticked[0] == ticked[1]
         assert (shared_results.hits - hits, shared_results.misses - misses) == (1, 1)
-        assert shared_encodings.hits - encoded == 1
+        assert shared_results.encoding_hits - encoded == 1
         for stream in streams:
             await stream.close()
 

@@ -22,6 +22,7 @@ from server.brokers.domain import (
     OrderRequest,
     OrderSide,
     OrderType,
+    ReplaceRequest,
     StopLoss,
     TakeProfit,
     TimeInForce,
@@ -129,6 +130,7 @@ actions = st.lists(
         st.tuples(st.just("submit"), orders()),
         st.tuples(st.just("step"), st.sampled_from([1, 1, 1, 5, 30, 300, 1800])),
         st.tuples(st.just("cancel"), st.integers(min_value=0, max_value=30)),
+        st.tuples(st.just("replace"), st.tuples(st.integers(0, 30), st.integers(-30, 30))),
     ),
     min_size=20,
     max_size=80,
@@ -144,11 +146,29 @@ def run(world: PaperWorld, script: list[tuple[str, object]]) -> list[tuple[objec
                 placed.append(world.exchange.submit(world.account_id, request_for(world, argument)).id)  # type: ignore[arg-type]
             elif action == "step":
                 world.step(argument)  # type: ignore[arg-type]
-            elif placed:
+            elif action == "cancel" and placed:
                 world.exchange.cancel(world.account_id, placed[int(argument) % len(placed)])  # type: ignore[call-overload]
+            elif action == "replace" and placed:
+                which, tenths = argument  # type: ignore[misc]
+                placed.append(replace_one(world, placed[which % len(placed)], tenths))
         except BrokerError:
             pass
     return [described(update, ids) for update in world.updates]
+
+
+def replace_one(world: PaperWorld, order_id: str, tenths: int) -> str:
+    """Replace the order's price (limit, stop or trail), `tenths` of a percent from the mid."""
+    order = world.exchange.get_order(world.account_id, order_id)
+    price = (world.exchange.price_of(order.symbol) * (1 + Decimal(tenths) / 1000)).quantize(CENT)
+    if order.type is OrderType.TRAILING_STOP:
+        change = ReplaceRequest(trail=Decimal(abs(tenths) + 1) / 10)
+    elif order.type in {OrderType.STOP, OrderType.STOP_LIMIT}:
+        change = ReplaceRequest(stop_price=price)
+    elif order.type is OrderType.LIMIT:
+        change = ReplaceRequest(limit_price=price)
+    else:
+        change = ReplaceRequest(qty=(order.qty or Decimal(1)) + 1)
+    return world.exchange.replace(world.account_id, order_id, change).id
 
 
 def described(update: TradeUpdate, ids: dict[str, int]) -> tuple[object, ...]:
@@ -172,7 +192,7 @@ def described(update: TradeUpdate, ids: dict[str, int]) -> tuple[object, ...]:
 
 
 @pytest.mark.parametrize("calendar", [AlwaysOpenCalendar(), NyseCalendar()], ids=["always", "nyse"])
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(min_value=0, max_value=1000), script=actions)
 def test_the_index_works_the_orders_every_open_order_would(
     calendar: MarketCalendar, seed: int, script: list[tuple[str, object]]
@@ -182,17 +202,15 @@ def test_the_index_works_the_orders_every_open_order_would(
     assert indexed == plain
 
 
-def test_a_step_reaches_only_the_orders_its_quote_can_fill() -> None:
+def test_a_step_takes_only_the_orders_its_quote_can_fill() -> None:
     world = paper_world()
     exchange = world.exchange
     ask = exchange.quote("AAPL").ask_price
-    far = [
+    for _ in range(200):
         exchange.submit(
             world.account_id,
             OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=Decimal(1), limit_price=ask / 2),
         )
-        for _ in range(200)
-    ]
     near = exchange.submit(
         world.account_id,
         OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=Decimal(1), limit_price=ask * 2),
@@ -200,9 +218,51 @@ def test_a_step_reaches_only_the_orders_its_quote_can_fill() -> None:
     assert near.status == "filled"
     reached = exchange.book.resting.take(exchange._quote)
     exchange.book.resting.put_back(reached)
-    assert reached == []  # 200 resting buys at half the ask: none is even looked at
-    exchange.cancel(world.account_id, far[0].id)
-    assert all(exchange.get_order(world.account_id, order.id).status == "new" for order in far[1:])
+    assert reached == []  # 200 resting buys at half the ask, and a filled one: none is taken
+    assert exchange.book.resting._symbols["AAPL"].open_count == 200
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("kind", [OrderType.STOP, OrderType.STOP_LIMIT])
+def test_a_stop_triggered_on_arrival_trades_as_what_it_became(seed: int, kind: OrderType) -> None:
+    """Triggered at once but not filled whole, it must be worked as a market (stop) or limit
+    (stop-limit) order from then on, also once the price is back on the other side of its stop."""
+
+    def run_stop(world: PaperWorld) -> list[tuple[object, ...]]:
+        ask = world.exchange.quote("AAPL").ask_price
+        limits = {"limit_price": ask - Decimal("0.05")} if kind is OrderType.STOP_LIMIT else {}
+        qty = Decimal(1) if kind is OrderType.STOP_LIMIT else Decimal(100000)  # a stop far over the displayed size
+        request = OrderRequest("AAPL", OrderSide.BUY, kind, TimeInForce.GTC, qty=qty, stop_price=ask, **limits)
+        world.exchange.submit(world.account_id, request)
+        world.step(1, times=300)
+        return [described(update, {}) for update in world.updates]
+
+    calendar = AlwaysOpenCalendar()
+    assert run_stop(rich_world(seed, calendar)) == run_stop(plain_world(seed, calendar))
+
+
+def test_a_listener_failing_mid_step_leaves_every_order_to_be_worked_on() -> None:
+    world = paper_world(starting_cash=Decimal(10**9))
+    exchange = world.exchange
+    ask = exchange.quote("AAPL").ask_price
+    big = OrderRequest(
+        "AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=Decimal(100000), limit_price=ask * 2
+    )
+    orders = [exchange.submit(world.account_id, big).id for _ in range(2)]
+    failing = [True]
+
+    def fail_once(_account: str, update: TradeUpdate) -> None:
+        if failing[0] and update.event == "partial_fill":
+            failing[0] = False
+            raise RuntimeError("a listener failed")
+
+    exchange.add_listener(fail_once)
+    with pytest.raises(RuntimeError, match="a listener failed"):
+        world.step()
+    before = [exchange.get_order(world.account_id, order_id).filled_qty for order_id in orders]
+    world.step()
+    after = [exchange.get_order(world.account_id, order_id).filled_qty for order_id in orders]
+    assert all(a > b for a, b in zip(after, before, strict=True))
 
 
 def test_closed_orders_leave_the_index_once_it_is_mostly_stale() -> None:
