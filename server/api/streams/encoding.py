@@ -13,10 +13,12 @@ import json
 from server.api.streams.execution import shared_results
 
 _STREAMED_TYPES = frozenset({"next", "data"})  # graphql-transport-ws, legacy graphql-ws
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # as Strawberry encodes (made once: json.dumps
+# with separators builds a new encoder at every call)
 
 
 def _dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"))  # as Strawberry encodes
+    return _COMPACT.encode(value)
 
 
 def encode_message(message: object) -> str:
@@ -26,10 +28,14 @@ def encode_message(message: object) -> str:
         return _dumps(message)
     assert isinstance(message, dict)
     # The message's own keys in their own order: the bytes json.dumps would have made.
-    fields = (
-        f'"{key}":{{"data":{encoded}}}' if key == "payload" else f"{_dumps(key)}:{_dumps(value)}"
-        for key, value in message.items()
-    )
+    fields = []
+    for key, value in message.items():
+        if key == "payload":
+            fields.append(f'"payload":{{"data":{encoded}}}')
+        elif key == "type":  # one of _STREAMED_TYPES
+            fields.append(f'"type":"{value}"')
+        else:
+            fields.append(f"{_dumps(key)}:{_dumps(value)}")
     return "{" + ",".join(fields) + "}"
 
 
