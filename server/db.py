@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from alembic import command
+from server.sqlite_driver import OneTripDBAPI
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "alembic"
 MIGRATION_TIMEOUT_SECONDS = 120.0
@@ -45,7 +46,14 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     # parallel: the losers sleep in SQLite's busy handler (in steps of up to 100 ms),
     # which under load cost ten times the work itself. One connection, taken in turn
     # from the pool, queues the transactions in the event loop instead, at no cost.
-    engine = create_async_engine(url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=SQLITE_POOL_TIMEOUT)
+    engine = create_async_engine(
+        url,
+        echo=echo,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=SQLITE_POOL_TIMEOUT,
+        **({"module": OneTripDBAPI()} if make_url(url).get_driver_name() == "aiosqlite" else {}),
+    )
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 

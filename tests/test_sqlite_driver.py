@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiosqlite
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from server.db import create_engine
+from server.sqlite_driver import OneTripCursor
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'one-trip.db'}")
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL)"))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The name of every function sent to a driver thread."""
+    sent: list[str] = []
+    original = aiosqlite.Connection._execute
+
+    async def counting(self: aiosqlite.Connection, fn: object, *args: object, **kwargs: object) -> object:
+        sent.append(getattr(fn, "__name__", repr(fn)))
+        return await original(self, fn, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
+    return sent
+
+
+async def test_the_engine_uses_one_trip_cursors(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        assert isinstance(raw.dbapi_connection.cursor(), OneTripCursor)  # type: ignore[union-attr]
+
+
+async def test_a_query_is_one_trip_with_its_rows_and_columns(engine: AsyncEngine, trips: list[str]) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(text("INSERT INTO t (name) VALUES ('a'), ('b'), ('c')"))
+        del trips[:]
+        result = await connection.execute(text("SELECT id, name FROM t WHERE name != 'b' ORDER BY id"))
+        assert trips == ["_run"]
+        assert list(result.keys()) == ["id", "name"]
+        assert [tuple(row) for row in result] == [(1, "a"), (3, "c")]
+
+
+async def test_writes_report_row_counts_and_row_ids(engine: AsyncEngine, trips: list[str]) -> None:
+    async with engine.begin() as connection:
+        inserted = await connection.execute(text("INSERT INTO t (name) VALUES ('x')"))
+        assert inserted.lastrowid == 1
+        many = await connection.execute(text("INSERT INTO t (name) VALUES (:name)"), [{"name": "y"}, {"name": "z"}])
+        assert many.rowcount == 2
+        updated = await connection.execute(text("UPDATE t SET name = name || '!' WHERE name != 'x'"))
+        assert updated.rowcount == 2
+    assert trips.count("_run") == 3
+
+
+async def test_driver_errors_become_sqlalchemy_errors(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(text("INSERT INTO t (name) VALUES ('same')"))
+        with pytest.raises(IntegrityError):
+            await connection.execute(text("INSERT INTO t (name) VALUES ('same')"))
+        await connection.rollback()
+        rows = (await connection.execute(text("SELECT count(*) FROM t"))).scalar_one()
+    assert rows == 0
+
+
+async def test_a_result_read_later_is_still_whole(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(text("INSERT INTO t (name) VALUES (:name)"), [{"name": f"n{i}"} for i in range(500)])
+        result = await connection.execute(text("SELECT name FROM t ORDER BY id"))
+        first = result.fetchmany(2)
+        await connection.execute(text("DELETE FROM t"))
+        rest = result.fetchall()
+    assert [row.name for row in first] == ["n0", "n1"]
+    assert len(rest) == 498
