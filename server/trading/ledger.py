@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.brokers.domain import CLOSED_STATUS_VALUES, Order, OrderRequest, OrderStatus, TradeUpdate
@@ -133,9 +133,51 @@ class _Report:
 
 @dataclass(slots=True)
 class _Batch:
+    """One transaction's worth of reports: the rows they touch are read in one query up front,
+    written in one flush, and their events after it in another."""
+
     session: AsyncSession
     rows: dict[tuple[str, str], OrderRow] = field(default_factory=dict)
+    events: list[tuple[OrderRow, _Report, datetime]] = field(default_factory=list)
     statuses: list[tuple[str, str | None]] = field(default_factory=list)  # (status, reject code) reached
+
+    async def load(self, reports: list[_Report]) -> None:
+        keys = {key for report in reports for key in _keys(report.ref.user_id, report.order)}
+        users = {user_id for user_id, _ in keys}
+        query = select(OrderRow).where(
+            col(OrderRow.user_id).in_(users), col(OrderRow.client_order_id).in_({cid for _, cid in keys})
+        )
+        for row in (await self.session.exec(query)).all():
+            if (row.user_id, row.client_order_id) in keys:
+                self.rows[(row.user_id, row.client_order_id)] = row
+
+    async def add_events(self) -> None:
+        """The batch's events, but a fill the ledger already holds (a stream resent it) once only."""
+        fills = {(row.id, report.update.execution_id) for row, report, _ in self.events if _execution_id(report)}
+        if fills:
+            query = select(OrderEvent.order_id, OrderEvent.execution_id).where(
+                col(OrderEvent.order_id).in_({order_id for order_id, _ in fills}),
+                col(OrderEvent.execution_id).in_({execution_id for _, execution_id in fills}),
+            )
+            seen = set((await self.session.exec(query)).all())
+        else:
+            seen = set()
+        for row, report, now in self.events:
+            execution_id = _execution_id(report)
+            if execution_id is not None:
+                if (row.id, execution_id) in seen:
+                    continue
+                seen.add((row.id, execution_id))
+            self.session.add(_event(row, report, now))
+
+
+def _keys(user_id: str, order: Order) -> list[tuple[str, str]]:
+    """The rows a report about `order` touches: its own and its legs'."""
+    return [(user_id, order.client_order_id)] + [key for leg in order.legs for key in _keys(user_id, leg)]
+
+
+def _execution_id(report: _Report) -> str | None:
+    return report.update.execution_id if report.update is not None else None
 
 
 class LedgerWriter:
@@ -199,15 +241,19 @@ class LedgerWriter:
     async def _write(self, reports: list[_Report]) -> None:
         results: list[tuple[_Report, OrderRow]] = []
         changes: list[OrderChange] = []
+        last_touch = {key: i for i, report in enumerate(reports) for key in _keys(report.ref.user_id, report.order)}
         async with self._sessions() as session:
             batch = _Batch(session)
-            for report in reports:
+            await batch.load(reports)
+            for i, report in enumerate(reports):
                 row = await self._apply(batch, report.ref, report.order, report)
                 results.append((report, row))
                 if report.update is not None and self._on_change is not None:
-                    # A copy: a later report in this batch may move the same row on.
-                    snapshot = OrderRow.model_validate(row.model_dump())
-                    changes.append(OrderChange(report.ref.user_id, report.ref.connection_id, report.event, snapshot))
+                    if last_touch[(row.user_id, row.client_order_id)] > i:  # a later report moves it on
+                        row = OrderRow.model_validate(row.model_dump())
+                    changes.append(OrderChange(report.ref.user_id, report.ref.connection_id, report.event, row))
+            await session.flush()  # the rows before their events: no relationship() orders them for the ORM
+            await batch.add_events()
             await session.commit()
         if self._metrics is not None:
             for status, reject_code in batch.statuses:
@@ -230,7 +276,8 @@ class LedgerWriter:
         self, batch: _Batch, ref: ConnectionRef, order: Order, report: _Report | None, parent: OrderRow | None = None
     ) -> OrderRow:
         now = self._now()
-        row = await _find(batch, ref.user_id, order.client_order_id)
+        key = (ref.user_id, order.client_order_id)
+        row = batch.rows.get(key)
         if row is None:
             row = _row_from_order(ref, order, now)
             row.parent_order_id = parent.id if parent is not None else None
@@ -238,7 +285,7 @@ class LedgerWriter:
                 replaced = await _find_by_broker_id(batch.session, ref.user_id, order.replaces)
                 row.replaces_order_id = replaced.id if replaced is not None else None
             batch.session.add(row)
-            batch.rows[(ref.user_id, row.client_order_id)] = row
+            batch.rows[key] = row
             batch.statuses.append((row.status, row.reject_code))
             moved = True
         else:
@@ -248,26 +295,11 @@ class LedgerWriter:
                 batch.statuses.append((row.status, row.reject_code))
             if parent is not None and row.parent_order_id is None:
                 row.parent_order_id = parent.id
-        await batch.session.flush()
         if report is not None and (moved or report.update is not None):
-            await _append_event(batch.session, row, report, now)
+            batch.events.append((row, report, now))
         for leg in order.legs:
             await self._apply(batch, ref, leg, None, parent=row)
         return row
-
-
-async def _find(batch: _Batch, user_id: str, client_order_id: str) -> OrderRow | None:
-    key = (user_id, client_order_id)
-    row = batch.rows.get(key)
-    if row is None:
-        row = (
-            await batch.session.exec(
-                select(OrderRow).where(OrderRow.user_id == user_id, OrderRow.client_order_id == client_order_id)
-            )
-        ).first()
-        if row is not None:
-            batch.rows[key] = row
-    return row
 
 
 async def _find_by_broker_id(session: AsyncSession, user_id: str, broker_order_id: str) -> OrderRow | None:
@@ -275,27 +307,18 @@ async def _find_by_broker_id(session: AsyncSession, user_id: str, broker_order_i
     return (await session.exec(query)).first()
 
 
-async def _append_event(session: AsyncSession, row: OrderRow, report: _Report, now: datetime) -> None:
+def _event(row: OrderRow, report: _Report, now: datetime) -> OrderEvent:
     update = report.update
-    execution_id = update.execution_id if update is not None else None
-    if execution_id is not None:
-        seen = await session.exec(
-            select(OrderEvent.id).where(OrderEvent.order_id == row.id, OrderEvent.execution_id == execution_id)
-        )
-        if seen.first() is not None:  # the same fill reported again (a stream resent it)
-            return
-    session.add(
-        OrderEvent(
-            order_id=row.id,
-            event=report.event,
-            status=report.order.status.value,
-            execution_id=execution_id,
-            qty=update.qty if update is not None else None,
-            price=update.price if update is not None else None,
-            filled_qty=report.order.filled_qty,
-            occurred_at=update.timestamp if update is not None else now,
-            recorded_at=now,
-        )
+    return OrderEvent(
+        order_id=row.id,
+        event=report.event,
+        status=report.order.status.value,
+        execution_id=update.execution_id if update is not None else None,
+        qty=update.qty if update is not None else None,
+        price=update.price if update is not None else None,
+        filled_qty=report.order.filled_qty,
+        occurred_at=update.timestamp if update is not None else now,
+        recorded_at=now,
     )
 
 

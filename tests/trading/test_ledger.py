@@ -23,7 +23,7 @@ from server.brokers.domain import (
 from server.brokers.registry import ConnectionRef
 from server.models import BrokerConnection, OrderEvent, User
 from server.models import Order as OrderRow
-from server.trading.ledger import IN_FLIGHT, merge
+from server.trading.ledger import IN_FLIGHT, LedgerWriter, OrderChange, merge
 
 pytestmark = pytest.mark.anyio
 
@@ -146,3 +146,47 @@ async def test_a_rejection_the_broker_reports_is_counted_as_a_rejected_order(app
     registry = app.state.services.metrics.registry
     assert registry.get_sample_value("orders_status_changes_total", {"status": "rejected"}) == 1
     assert registry.get_sample_value("orders_rejected_total", {"code": "BROKER_REJECTED"}) == 1
+
+
+async def test_a_fill_resent_in_a_later_batch_is_recorded_once(app: Starlette) -> None:
+    writer = app.state.services.trading._ledger
+    ref = await _user_and_connection(app)
+    fill = TradeUpdate(
+        event=TradeEvent.FILL, order=_order(OrderStatus.FILLED, "10"), timestamp=NOW, execution_id="exec-1"
+    )
+    writer.push(ref, fill)
+    await writer.flush()
+    writer.push(ref, fill)
+    await writer.flush()
+
+    async with app.state.services.sessions() as session:
+        events = (await session.exec(select(OrderEvent))).all()
+    assert [(e.event, e.execution_id) for e in events] == [("fill", "exec-1")]
+
+
+async def test_each_change_of_a_batch_carries_the_order_as_its_own_update_left_it(app: Starlette) -> None:
+    changes: list[OrderChange] = []
+    writer = LedgerWriter(app.state.services.sessions, lambda: NOW, on_change=changes.append)
+    writer.start()
+    ref = await _user_and_connection(app)
+    new = TradeUpdate(event=TradeEvent.NEW, order=_order(OrderStatus.NEW), timestamp=NOW)
+    partial = TradeUpdate(
+        event=TradeEvent.PARTIAL_FILL,
+        order=_order(OrderStatus.PARTIALLY_FILLED, "4"),
+        timestamp=NOW,
+        execution_id="exec-1",
+    )
+    fill = TradeUpdate(event=TradeEvent.FILL, order=_order(OrderStatus.FILLED, "10"), timestamp=NOW, execution_id="e2")
+    for update in (new, partial, fill):  # queued together: one batch
+        writer.push(ref, update)
+    try:
+        await writer.flush()
+    finally:
+        await writer.stop()
+
+    assert [(c.event, c.order.status, c.order.filled_qty) for c in changes] == [
+        ("new", "new", 0),
+        ("partial_fill", "partially_filled", 4),
+        ("fill", "filled", 10),
+    ]
+    assert len({c.order.id for c in changes}) == 1
