@@ -9,6 +9,7 @@ copy of the database cannot be replayed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import uuid
@@ -24,6 +25,7 @@ REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud", "sub", "jti"]
 LEEWAY_SECONDS = 5
 REFRESH_TOKEN_BYTES = 32
 MIN_SECRET_BYTES = 32
+VERIFIED_TOKENS_KEPT = 4096
 
 
 class TokenProblem(StrEnum):
@@ -70,6 +72,9 @@ class AccessTokens:
         self._audience = audience
         self._lifetime = lifetime
         self._now = now
+        # A client sends the same token with every request: its signature is checked once.
+        # Only tokens that verified are kept (a refused one raises, which is not cached).
+        self._verified = functools.lru_cache(maxsize=VERIFIED_TOKENS_KEPT)(self._verify)
 
     def issue(self, user_id: str, role: str, now: datetime) -> IssuedToken:
         token_id = uuid.uuid4().hex
@@ -88,6 +93,16 @@ class AccessTokens:
         return IssuedToken(token, token_id, expires_at, int(self._lifetime.total_seconds()))
 
     def decode(self, token: str) -> AccessClaims:
+        claims, (not_before, issued) = self._verified(token)
+        now, leeway = self._now(), timedelta(seconds=LEEWAY_SECONDS)
+        if not_before > now + leeway or issued > now + leeway:
+            raise TokenError(TokenProblem.INVALID)
+        if claims.expires_at <= now - leeway:
+            raise TokenError(TokenProblem.EXPIRED)
+        return claims
+
+    def _verify(self, token: str) -> tuple[AccessClaims, tuple[datetime, datetime]]:
+        """The token's signature and claims, checked; its times are checked per use, in decode."""
         try:
             claims = jwt.decode(
                 token,
@@ -110,12 +125,8 @@ class AccessTokens:
         if not isinstance(claims["sub"], str) or not isinstance(role, str) or not all(_is_time(t) for t in times):
             raise TokenError(TokenProblem.INVALID)
         expires, not_before, issued = (datetime.fromtimestamp(t, UTC) for t in times)
-        now, leeway = self._now(), timedelta(seconds=LEEWAY_SECONDS)
-        if not_before > now + leeway or issued > now + leeway:
-            raise TokenError(TokenProblem.INVALID)
-        if expires <= now - leeway:
-            raise TokenError(TokenProblem.EXPIRED)
-        return AccessClaims(user_id=claims["sub"], role=role, token_id=str(claims["jti"]), expires_at=expires)
+        access = AccessClaims(user_id=claims["sub"], role=role, token_id=str(claims["jti"]), expires_at=expires)
+        return access, (not_before, issued)
 
 
 def _is_time(value: object) -> bool:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -162,13 +163,17 @@ class _Batch:
             seen = set((await self.session.exec(query)).all())
         else:
             seen = set()
+        events = []
         for row, report, now in self.events:
             execution_id = _execution_id(report)
             if execution_id is not None:
                 if (row.id, execution_id) in seen:
                     continue
                 seen.add((row.id, execution_id))
-            self.session.add(_event(row, report, now))
+            events.append(_event(row, report, now))
+        if events:  # Core, not ORM objects: nothing reads these back
+            connection = await self.session.connection()
+            await connection.execute(insert(OrderEvent.__table__), events)  # type: ignore[arg-type]
 
 
 def _keys(user_id: str, order: Order) -> list[tuple[str, str]]:
@@ -307,19 +312,19 @@ async def _find_by_broker_id(session: AsyncSession, user_id: str, broker_order_i
     return (await session.exec(query)).first()
 
 
-def _event(row: OrderRow, report: _Report, now: datetime) -> OrderEvent:
+def _event(row: OrderRow, report: _Report, now: datetime) -> dict[str, object]:
     update = report.update
-    return OrderEvent(
-        order_id=row.id,
-        event=report.event,
-        status=report.order.status.value,
-        execution_id=update.execution_id if update is not None else None,
-        qty=update.qty if update is not None else None,
-        price=update.price if update is not None else None,
-        filled_qty=report.order.filled_qty,
-        occurred_at=update.timestamp if update is not None else now,
-        recorded_at=now,
-    )
+    return {
+        "order_id": row.id,
+        "event": report.event,
+        "status": report.order.status.value,
+        "execution_id": update.execution_id if update is not None else None,
+        "qty": update.qty if update is not None else None,
+        "price": update.price if update is not None else None,
+        "filled_qty": report.order.filled_qty,
+        "occurred_at": update.timestamp if update is not None else now,
+        "recorded_at": now,
+    }
 
 
 def local_event(row: OrderRow, now: datetime, *, event: str = "created") -> OrderEvent:

@@ -111,3 +111,32 @@ def test_non_numeric_times_are_refused() -> None:
         warnings.simplefilter("ignore")
         forged = jwt.encode({**claims, "exp": True}, SECRET, algorithm="HS256")
     _refused(forged)
+
+
+def test_a_token_used_again_is_verified_once_and_its_times_are_checked_at_every_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    verified: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(token: str, *args: object, **kwargs: object) -> object:
+        verified.append(token)
+        return real_decode(token, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    clock = [NOW]
+    service = AccessTokens(
+        SECRET, issuer="alpaca-graphql", audience="trading-api", lifetime=timedelta(minutes=15), now=lambda: clock[0]
+    )
+    token = service.issue("user-1", "user", NOW).token
+    assert [service.decode(token).user_id for _ in range(3)] == ["user-1"] * 3
+    assert len(verified) == 1
+    clock[0] = NOW + timedelta(minutes=16)
+    with pytest.raises(TokenError) as raised:
+        service.decode(token)
+    assert raised.value.problem is TokenProblem.EXPIRED
+    forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    for _ in range(2):  # a refused token is checked afresh each time, never kept
+        with pytest.raises(TokenError):
+            service.decode(forged)
+    assert verified.count(forged) == 2
