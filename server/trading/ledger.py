@@ -327,15 +327,19 @@ def _event(row: OrderRow, report: _Report, now: datetime) -> dict[str, object]:
     }
 
 
-def local_event(row: OrderRow, now: datetime, *, event: str = "created") -> OrderEvent:
-    """The event of a change made here rather than reported by the broker."""
-    detail = {"code": row.reject_code} if row.reject_code else None
-    return OrderEvent(
-        order_id=row.id,
-        event=event,
-        status=row.status,
-        filled_qty=row.filled_qty,
-        detail=detail,
-        occurred_at=now,
-        recorded_at=now,
-    )
+def local_event(row: OrderRow, now: datetime, *, event: str = "created") -> dict[str, object]:
+    """The event (column values, for a Core insert) of a change made here rather than reported by the broker."""
+    return {
+        "order_id": row.id,
+        "event": event,
+        "status": row.status,
+        "filled_qty": row.filled_qty,
+        "detail": {"code": row.reject_code} if row.reject_code else None,
+        "occurred_at": now,
+        "recorded_at": now,
+    }
+
+
+async def insert_event(session: AsyncSession, values: dict[str, object]) -> None:
+    connection = await session.connection()
+    await connection.execute(insert(OrderEvent.__table__), values)  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ from server.brokers.domain import (
     AssetClass,
     Order,
     OrderClass,
+    OrderRequest,
     OrderSide,
     OrderStatus,
     OrderType,
@@ -23,7 +24,8 @@ from server.brokers.domain import (
 from server.brokers.registry import ConnectionRef
 from server.models import BrokerConnection, OrderEvent, User
 from server.models import Order as OrderRow
-from server.trading.ledger import IN_FLIGHT, LedgerWriter, OrderChange, merge
+from server.trading.ledger import IN_FLIGHT, LedgerWriter, OrderChange, merge, new_row
+from server.users.problems import UserProblem
 
 pytestmark = pytest.mark.anyio
 
@@ -190,3 +192,25 @@ async def test_each_change_of_a_batch_carries_the_order_as_its_own_update_left_i
         ("fill", "filled", 10),
     ]
     assert len({c.order.id for c in changes}) == 1
+
+
+async def test_an_order_refused_here_is_recorded_with_its_code_and_an_accepted_one_without(app: Starlette) -> None:
+    trading = app.state.services.trading
+    ref = await _user_and_connection(app)
+    request = OrderRequest(symbol="AAPL", side=OrderSide.BUY, qty=Decimal(1))
+    refused = await trading._insert_rejected(
+        new_row(ref, request, "cid-refused", "us_equity", NOW), UserProblem("KILL_SWITCH", "Trading is halted.")
+    )
+    accepted = await trading._insert(new_row(ref, request, "cid-accepted", "us_equity", NOW))
+
+    async with app.state.services.sessions() as session:
+        events = {e.order_id: e for e in (await session.exec(select(OrderEvent))).all()}
+        rows = {r.client_order_id: r for r in (await session.exec(select(OrderRow))).all()}
+    assert (rows["cid-refused"].status, rows["cid-refused"].reject_code) == ("rejected", "KILL_SWITCH")
+    assert (events[refused.id].event, events[refused.id].status) == ("created", "rejected")
+    assert events[refused.id].detail == {"code": "KILL_SWITCH"}
+    assert (events[accepted.id].event, events[accepted.id].status, events[accepted.id].detail) == (
+        "created",
+        IN_FLIGHT,
+        None,
+    )
