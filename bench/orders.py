@@ -22,7 +22,7 @@ from tempfile import TemporaryDirectory
 
 import httpx
 
-from bench.measure import percentile
+from bench.measure import cpu_seconds, percentile
 from bench.report import Report, Table, Target, add_common_options, parse_args
 from tests.utils.accounts import bearer, register
 from tests.utils.processes import clean_environment, run_server
@@ -110,13 +110,15 @@ async def _all(clients: list[Client], seconds: float) -> list[Tally]:
     return await asyncio.gather(*(_place_orders(client, seconds) for client in clients))
 
 
-async def measure(base_url: str, seconds: float, count: int, warmup_seconds: float) -> Report:
+async def measure(base_url: str, seconds: float, count: int, warmup_seconds: float, server_pid: int) -> Report:
     clients = await _clients(base_url, count)
     try:
         warmup = await _all(clients, warmup_seconds)
+        server_cpu_started = cpu_seconds(server_pid)
         cpu_started, started = time.process_time(), time.perf_counter()
         tallies = await _all(clients, seconds)
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        server_cpu = cpu_seconds(server_pid) - server_cpu_started
     finally:
         for client in clients:
             await client.http.aclose()
@@ -132,7 +134,12 @@ async def measure(base_url: str, seconds: float, count: int, warmup_seconds: flo
         count, f"{len(latencies):,}", f"{rate:,.0f}", f"{p50:.2f}", f"{p95:.2f}", f"{p99:.2f}", f"{failures.total():,}"
     )
     lines = ["failures: " + ", ".join(f"{kind}: {n:,}" for kind, n in failures.most_common())] if failures else []
-    lines += [f"warm-up failures: {warmup_failures:,}", f"load process CPU: {cpu / elapsed:.0%} of one core"]
+    server_ms_per_order = server_cpu * 1000 / max(1, len(latencies))
+    lines += [
+        f"warm-up failures: {warmup_failures:,}",
+        f"server CPU: {server_cpu / elapsed:.0%} of one core, {server_ms_per_order:.1f} ms per order",
+        f"load process CPU: {cpu / elapsed:.0%} of one core",
+    ]
     targets = []
     if count == CLIENTS:  # the target is set at this many clients
         targets.append(
@@ -154,6 +161,8 @@ async def measure(base_url: str, seconds: float, count: int, warmup_seconds: flo
         "failures": dict(failures),
         "warmup_failures": warmup_failures,
         "load_cpu": cpu / elapsed,
+        "server_cpu": server_cpu / elapsed,
+        "server_cpu_ms_per_order": server_ms_per_order,
     }
     return Report(setup, [table], lines, targets, figures)
 
@@ -180,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
         RISK_MAX_POSITION_NOTIONAL=str(MAX_POSITION_NOTIONAL),
     )
     with TemporaryDirectory() as tmp, run_server(Path(tmp), env=environment) as server:
-        report = asyncio.run(measure(server.base_url, args.seconds, args.clients, args.warmup))
+        report = asyncio.run(measure(server.base_url, args.seconds, args.clients, args.warmup, server.process.pid))
     report.publish(args.json)
 
 

@@ -147,6 +147,7 @@ def test_order_entry_benchmark_runs(capsys: pytest.CaptureFixture[str], tmp_path
     result = _report(tmp_path / "r.json")
     assert result["targets"] == []  # the target is set at 16 clients
     assert result["figures"]["failures"] == {}
+    assert re.search(r"server CPU: \d+% of one core, \d+\.\d ms per order", printed)
 
 
 def test_fanout_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
