@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
@@ -85,6 +85,17 @@ class SyncReport:
     updated: int
 
 
+# Built once: order entry runs these for every order.
+_USER_CONNECTIONS = select(BrokerConnection).where(BrokerConnection.user_id == bindparam("user_id"))
+_DEFAULT_CONNECTION = _USER_CONNECTIONS.order_by(
+    col(BrokerConnection.is_default).desc(), col(BrokerConnection.created_at)
+).limit(1)
+_CONNECTION = _USER_CONNECTIONS.where(BrokerConnection.id == bindparam("connection_id")).limit(1)
+_BY_CLIENT_ORDER_ID = select(OrderRow).where(
+    OrderRow.user_id == bindparam("user_id"), OrderRow.client_order_id == bindparam("client_order_id")
+)
+
+
 def new_client_order_id() -> str:
     return f"gql-{secrets.token_hex(CLIENT_ORDER_ID_BYTES)}"
 
@@ -115,12 +126,11 @@ class TradingService:
     async def connection(self, user_id: str, connection_id: str | None = None) -> BrokerConnection:
         """The user's connection `connection_id`, or their default one."""
         async with self._sessions() as session:
-            query = select(BrokerConnection).where(BrokerConnection.user_id == user_id)
-            if connection_id is not None:
-                query = query.where(BrokerConnection.id == connection_id)
+            if connection_id is None:
+                found = (await session.exec(_DEFAULT_CONNECTION, params={"user_id": user_id})).first()
             else:
-                query = query.order_by(col(BrokerConnection.is_default).desc(), col(BrokerConnection.created_at))
-            found = (await session.exec(query.limit(1))).first()
+                params = {"user_id": user_id, "connection_id": connection_id}
+                found = (await session.exec(_CONNECTION, params=params)).first()
         if found is None:
             raise NotFoundError("broker connection")
         return found
@@ -449,8 +459,8 @@ class TradingService:
 
     async def find_by_client_id(self, user_id: str, client_order_id: str) -> OrderRow | None:
         async with self._sessions() as session:
-            query = select(OrderRow).where(OrderRow.user_id == user_id, OrderRow.client_order_id == client_order_id)
-            return (await session.exec(query)).first()
+            params = {"user_id": user_id, "client_order_id": client_order_id}
+            return (await session.exec(_BY_CLIENT_ORDER_ID, params=params)).first()
 
     async def _open_rows(self, connection_id: str) -> list[OrderRow]:
         async with self._sessions() as session:
