@@ -290,6 +290,9 @@ class LedgerWriter:
                 replaced = await _find_by_broker_id(batch.session, ref.user_id, order.replaces)
                 row.replaces_order_id = replaced.id if replaced is not None else None
             batch.session.add(row)
+            # Written at once: a flush writes updates before inserts, and a later report of this
+            # batch may point another row (a leg reported before its parent) at this one.
+            await batch.session.flush()
             batch.rows[key] = row
             batch.statuses.append((row.status, row.reject_code))
             moved = True

@@ -214,3 +214,25 @@ async def test_an_order_refused_here_is_recorded_with_its_code_and_an_accepted_o
         IN_FLIGHT,
         None,
     )
+
+
+@pytest.mark.parametrize("same_batch", [True, False], ids=["same batch", "earlier batch"])
+async def test_a_leg_reported_before_its_parent_is_linked_to_the_parent_once_it_comes(
+    app: Starlette, same_batch: bool
+) -> None:
+    """Orders placed elsewhere are adopted as they are reported, legs possibly first."""
+    writer = app.state.services.trading._ledger
+    ref = await _user_and_connection(app)
+    leg = _order(OrderStatus.HELD, id="broker-leg", client_order_id="cid-leg", side=OrderSide.SELL)
+    parent = _order(OrderStatus.NEW, order_class=OrderClass.BRACKET, legs=(leg,))
+    writer.push(ref, TradeUpdate(event=TradeEvent.NEW, order=leg, timestamp=NOW))
+    if not same_batch:
+        await writer.flush()
+    writer.push(ref, TradeUpdate(event=TradeEvent.NEW, order=parent, timestamp=NOW))
+    await writer.flush()
+
+    async with app.state.services.sessions() as session:
+        rows = {r.client_order_id: r for r in (await session.exec(select(OrderRow))).all()}
+    assert set(rows) == {"cid-1", "cid-leg"}
+    assert rows["cid-leg"].parent_order_id == rows["cid-1"].id
+    assert rows["cid-1"].parent_order_id is None
