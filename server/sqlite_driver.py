@@ -48,7 +48,7 @@ def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: 
 
 
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
-    __slots__ = ("_description", "_lastrowid", "_rowcount")
+    __slots__ = ("_description", "_lastrowid", "_rowcount", "arraysize")
 
     def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
         # No driver cursor is opened here: each statement opens and closes its own.
@@ -60,6 +60,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._description: Description = None
         self._rowcount = -1
         self._lastrowid: int | None = None
+        self.arraysize = 1  # the DBAPI's default for fetchmany() without a size
 
     @property
     def description(self) -> Any:
@@ -72,6 +73,12 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     @property
     def lastrowid(self) -> Any:
         return self._lastrowid
+
+    def nextset(self) -> None:  # SQLite statements have one result set
+        return None
+
+    def setinputsizes(self, *sizes: Any) -> None:
+        return None
 
     async def _async_soft_close(self) -> None:
         return None

@@ -84,3 +84,11 @@ async def test_a_result_read_later_is_still_whole(engine: AsyncEngine) -> None:
         rest = result.fetchall()
     assert [row.name for row in first] == ["n0", "n1"]
     assert len(rest) == 498
+
+
+async def test_results_can_be_read_in_default_sized_batches(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(text("INSERT INTO t (name) VALUES ('a'), ('b'), ('c')"))
+        result = await connection.execute(text("SELECT name FROM t ORDER BY id"))
+        assert [row.name for row in result.fetchmany()] == ["a"]  # the DBAPI's arraysize: 1
+        assert [[row.name for row in part] for part in result.partitions()] == [["b"], ["c"]]

@@ -154,7 +154,8 @@ class _Batch:
 
     async def add_events(self) -> None:
         """The batch's events, but a fill the ledger already holds (a stream resent it) once only."""
-        fills = {(row.id, report.update.execution_id) for row, report, _ in self.events if _execution_id(report)}
+        ids = [(row.id, _execution_id(report)) for row, report, _ in self.events]
+        fills = {(order_id, execution_id) for order_id, execution_id in ids if execution_id is not None}
         if fills:
             query = select(OrderEvent.order_id, OrderEvent.execution_id).where(
                 col(OrderEvent.order_id).in_({order_id for order_id, _ in fills}),
@@ -326,6 +327,7 @@ def _event(row: OrderRow, report: _Report, now: datetime) -> dict[str, object]:
         "price": update.price if update is not None else None,
         "filled_qty": report.order.filled_qty,
         "occurred_at": update.timestamp if update is not None else now,
+        "detail": None,
         "recorded_at": now,
     }
 

@@ -150,11 +150,12 @@ async def test_a_rejection_the_broker_reports_is_counted_as_a_rejected_order(app
     assert registry.get_sample_value("orders_rejected_total", {"code": "BROKER_REJECTED"}) == 1
 
 
-async def test_a_fill_resent_in_a_later_batch_is_recorded_once(app: Starlette) -> None:
+@pytest.mark.parametrize("execution_id", ["exec-1", ""])
+async def test_a_fill_resent_in_a_later_batch_is_recorded_once(app: Starlette, execution_id: str) -> None:
     writer = app.state.services.trading._ledger
     ref = await _user_and_connection(app)
     fill = TradeUpdate(
-        event=TradeEvent.FILL, order=_order(OrderStatus.FILLED, "10"), timestamp=NOW, execution_id="exec-1"
+        event=TradeEvent.FILL, order=_order(OrderStatus.FILLED, "10"), timestamp=NOW, execution_id=execution_id
     )
     writer.push(ref, fill)
     await writer.flush()
@@ -163,7 +164,7 @@ async def test_a_fill_resent_in_a_later_batch_is_recorded_once(app: Starlette) -
 
     async with app.state.services.sessions() as session:
         events = (await session.exec(select(OrderEvent))).all()
-    assert [(e.event, e.execution_id) for e in events] == [("fill", "exec-1")]
+    assert [(e.event, e.execution_id) for e in events] == [("fill", execution_id)]
 
 
 async def test_each_change_of_a_batch_carries_the_order_as_its_own_update_left_it(app: Starlette) -> None:
