@@ -16,6 +16,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -135,11 +137,11 @@ class _Report:
 @dataclass(slots=True)
 class _Batch:
     """One transaction's worth of reports: the rows they touch are read in one query up front,
-    written in one flush, and their events after it in another."""
+    written in one flush, and their events after them in one insert."""
 
     session: AsyncSession
     rows: dict[tuple[str, str], OrderRow] = field(default_factory=dict)
-    events: list[tuple[OrderRow, _Report, datetime]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)  # column values
     statuses: list[tuple[str, str | None]] = field(default_factory=list)  # (status, reject code) reached
 
     async def load(self, reports: list[_Report]) -> None:
@@ -154,36 +156,33 @@ class _Batch:
 
     async def add_events(self) -> None:
         """The batch's events, but a fill the ledger already holds (a stream resent it) once only."""
-        ids = [(row.id, _execution_id(report)) for row, report, _ in self.events]
-        fills = {(order_id, execution_id) for order_id, execution_id in ids if execution_id is not None}
-        if fills:
-            query = select(OrderEvent.order_id, OrderEvent.execution_id).where(
-                col(OrderEvent.order_id).in_({order_id for order_id, _ in fills}),
-                col(OrderEvent.execution_id).in_({execution_id for _, execution_id in fills}),
-            )
-            seen = set((await self.session.exec(query)).all())
-        else:
-            seen = set()
+        fills = {
+            (event["order_id"], event["execution_id"]) for event in self.events if event["execution_id"] is not None
+        }
+        seen = await self._recorded(fills) if fills else set()
         events = []
-        for row, report, now in self.events:
-            execution_id = _execution_id(report)
-            if execution_id is not None:
-                if (row.id, execution_id) in seen:
+        for event in self.events:
+            fill = (event["order_id"], event["execution_id"])
+            if fill[1] is not None:
+                if fill in seen:
                     continue
-                seen.add((row.id, execution_id))
-            events.append(_event(row, report, now))
-        if events:  # Core, not ORM objects: nothing reads these back
-            connection = await self.session.connection()
-            await connection.execute(insert(OrderEvent.__table__), events)  # type: ignore[arg-type]
+                seen.add(fill)
+            events.append(event)
+        if events:
+            await insert_events(self.session, events)
+
+    async def _recorded(self, fills: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (order id, execution id) pairs the ledger holds already."""
+        query = select(OrderEvent.order_id, OrderEvent.execution_id).where(
+            col(OrderEvent.order_id).in_({order_id for order_id, _ in fills}),
+            col(OrderEvent.execution_id).in_({execution_id for _, execution_id in fills}),
+        )
+        return {(order_id, execution_id) for order_id, execution_id in (await self.session.exec(query)).all()}
 
 
 def _keys(user_id: str, order: Order) -> list[tuple[str, str]]:
     """The rows a report about `order` touches: its own and its legs'."""
     return [(user_id, order.client_order_id)] + [key for leg in order.legs for key in _keys(user_id, leg)]
-
-
-def _execution_id(report: _Report) -> str | None:
-    return report.update.execution_id if report.update is not None else None
 
 
 class LedgerWriter:
@@ -247,7 +246,11 @@ class LedgerWriter:
     async def _write(self, reports: list[_Report]) -> None:
         results: list[tuple[_Report, OrderRow]] = []
         changes: list[OrderChange] = []
-        last_touch = {key: i for i, report in enumerate(reports) for key in _keys(report.ref.user_id, report.order)}
+        last_touch = (
+            {key: i for i, report in enumerate(reports) for key in _keys(report.ref.user_id, report.order)}
+            if self._on_change is not None
+            else {}
+        )
         async with self._sessions() as session:
             batch = _Batch(session)
             await batch.load(reports)
@@ -258,7 +261,6 @@ class LedgerWriter:
                     if last_touch[(row.user_id, row.client_order_id)] > i:  # a later report moves it on
                         row = OrderRow.model_validate(row.model_dump())
                     changes.append(OrderChange(report.ref.user_id, report.ref.connection_id, report.event, row))
-            await session.flush()  # the rows before their events: no relationship() orders them for the ORM
             await batch.add_events()
             await session.commit()
         if self._metrics is not None:
@@ -305,7 +307,7 @@ class LedgerWriter:
             if parent is not None and row.parent_order_id is None:
                 row.parent_order_id = parent.id
         if report is not None and (moved or report.update is not None):
-            batch.events.append((row, report, now))
+            batch.events.append(_event(row, report, now))
         for leg in order.legs:
             await self._apply(batch, ref, leg, None, parent=row)
         return row
@@ -316,35 +318,59 @@ async def _find_by_broker_id(session: AsyncSession, user_id: str, broker_order_i
     return (await session.exec(query)).first()
 
 
-def _event(row: OrderRow, report: _Report, now: datetime) -> dict[str, object]:
+def _event(row: OrderRow, report: _Report, now: datetime) -> dict[str, Any]:
     update = report.update
-    return {
-        "order_id": row.id,
-        "event": report.event,
-        "status": report.order.status.value,
-        "execution_id": update.execution_id if update is not None else None,
-        "qty": update.qty if update is not None else None,
-        "price": update.price if update is not None else None,
-        "filled_qty": report.order.filled_qty,
-        "occurred_at": update.timestamp if update is not None else now,
-        "detail": None,
-        "recorded_at": now,
-    }
+    if update is None:
+        return _event_values(row.id, report.event, report.order.status.value, report.order.filled_qty, now)
+    return _event_values(
+        row.id,
+        report.event,
+        report.order.status.value,
+        report.order.filled_qty,
+        now,
+        occurred_at=update.timestamp,
+        execution_id=update.execution_id,
+        qty=update.qty,
+        price=update.price,
+    )
 
 
-def local_event(row: OrderRow, now: datetime, *, event: str = "created") -> dict[str, object]:
-    """The event (column values, for a Core insert) of a change made here rather than reported by the broker."""
+def local_event(row: OrderRow, now: datetime, *, event: str = "created") -> dict[str, Any]:
+    """The event of a change made here rather than reported by the broker."""
+    detail = {"code": row.reject_code} if row.reject_code else None
+    return _event_values(row.id, event, row.status, row.filled_qty, now, detail=detail)
+
+
+def _event_values(
+    order_id: str,
+    event: str,
+    status: str,
+    filled_qty: Decimal,
+    now: datetime,
+    *,
+    occurred_at: datetime | None = None,
+    execution_id: str | None = None,
+    qty: Decimal | None = None,
+    price: Decimal | None = None,
+    detail: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """An order event's columns, for a Core insert: every key always present (one executemany)."""
     return {
-        "order_id": row.id,
+        "order_id": order_id,
         "event": event,
-        "status": row.status,
-        "filled_qty": row.filled_qty,
-        "detail": {"code": row.reject_code} if row.reject_code else None,
-        "occurred_at": now,
+        "status": status,
+        "execution_id": execution_id,
+        "qty": qty,
+        "price": price,
+        "filled_qty": filled_qty,
+        "detail": detail,
+        "occurred_at": occurred_at or now,
         "recorded_at": now,
     }
 
 
-async def insert_event(session: AsyncSession, values: dict[str, object]) -> None:
+async def insert_events(session: AsyncSession, values: dict[str, Any] | list[dict[str, Any]]) -> None:
+    """Order events, written with Core (nothing reads them back); the session's pending rows go first."""
+    await session.flush()
     connection = await session.connection()
     await connection.execute(insert(OrderEvent.__table__), values)  # type: ignore[arg-type]

@@ -52,7 +52,7 @@ from server.metrics.labels import connection_kind
 from server.models import BrokerConnection, User
 from server.models import Order as OrderRow
 from server.trading import ledger
-from server.trading.ledger import LedgerWriter, insert_event, is_in_flight, local_event
+from server.trading.ledger import LedgerWriter, insert_events, is_in_flight, local_event
 from server.trading.locks import KeyedLocks
 from server.trading.requests import broker_refusal, closing_qty, replaced_request, same_order
 from server.trading.risk import KILL_SWITCH, Exposure, limits_for, risk_problems
@@ -474,7 +474,7 @@ class TradingService:
             # Core statements: the row is built already, and nothing of the ORM's is needed to write it.
             connection = await session.connection()
             await connection.execute(insert(OrderRow.__table__), row.model_dump())  # type: ignore[arg-type]
-            await insert_event(session, local_event(row, self._now()))
+            await insert_events(session, local_event(row, self._now()))
             await session.commit()
         if self._metrics is not None:
             self._metrics.order_status(row.status)
@@ -524,8 +524,7 @@ class TradingService:
             for name, value in fields.items():
                 setattr(stored, name, value)
             stored.updated_at = self._now()
-            await session.flush()
-            await insert_event(session, local_event(stored, self._now(), event=event))
+            await insert_events(session, local_event(stored, self._now(), event=event))
             await session.commit()
         if self._metrics is not None and stored.status != before:
             self._metrics.order_status(stored.status)
