@@ -12,7 +12,8 @@ import pytest
 
 from tests.utils.servers import unavailable
 
-NODE_TIMEOUT_SECONDS = 120.0
+# Past the suites' own per-test limits (120 s in the browser suite), so node reports which step hung.
+NODE_TIMEOUT_SECONDS = 180.0
 KILL_TIMEOUT_SECONDS = 15.0
 
 

@@ -38,6 +38,10 @@ class ServerProcess:
     def logs(self) -> list[dict[str, object]]:
         return [json.loads(line) for line in self.log_lines if line.startswith("{")]
 
+    def errors(self) -> list[dict[str, object]]:
+        """The ERROR and CRITICAL lines the server logged so far."""
+        return [line for line in self.logs() if line.get("level") in {"ERROR", "CRITICAL"}]
+
 
 def _pump(stream: object, lines: queue.Queue[str | None]) -> None:
     for line in stream:  # type: ignore[attr-defined]

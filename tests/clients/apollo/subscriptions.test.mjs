@@ -3,14 +3,13 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { before, test } from "node:test";
 
-import { ApolloClient, CombinedGraphQLErrors, HttpLink, InMemoryCache, gql } from "@apollo/client";
+import { CombinedGraphQLErrors, gql } from "@apollo/client";
 
 import {
-  GRAPHQL_URL,
   TEST_TIMEOUT_MS,
-  WAIT_MS,
   boundedFetch,
   collect,
+  deferred,
   disposeWs,
   failure,
   httpClient,
@@ -84,15 +83,7 @@ function recordingHttpClient(accessToken) {
     exchanges.push({ accept: new Headers(options.headers).get("accept"), signal: options.signal, response });
     return response;
   };
-  const client = new ApolloClient({
-    link: new HttpLink({
-      uri: GRAPHQL_URL,
-      headers: { authorization: `Bearer ${accessToken}` },
-      fetch: recordingFetch,
-    }),
-    cache: new InMemoryCache(),
-  });
-  return { client, exchanges };
+  return { client: httpClient(accessToken, recordingFetch), exchanges };
 }
 
 test("HttpLink streams quotes over multipart HTTP until unsubscribed", { timeout: TEST_TIMEOUT_MS }, async () => {
@@ -137,10 +128,7 @@ test("a multipart subscription without a token ends with UNAUTHENTICATED", { tim
 });
 
 test("GraphQLWsLink: connectionParams sign in, your order updates only", { timeout: TEST_TIMEOUT_MS }, async () => {
-  let connected;
-  const isConnected = new Promise((resolve) => {
-    connected = resolve;
-  });
+  const { promise: isConnected, resolve: connected } = deferred();
   const ws = wsClient(`Bearer ${user.accessToken}`, { connected });
   const client = wsApolloClient(ws);
   const http = httpClient(user.accessToken);
@@ -190,15 +178,12 @@ test("GraphQLWsLink: connectionParams sign in, your order updates only", { timeo
 });
 
 test("a bad token in connectionParams closes the socket with 4403", { timeout: TEST_TIMEOUT_MS }, async () => {
-  let closed;
-  const closeEvent = new Promise((resolve) => {
-    closed = resolve;
-  });
+  const { promise: closeEvent, resolve: closed } = deferred();
   const ws = wsClient("Bearer not-a-token", { closed });
   const client = wsApolloClient(ws);
   try {
     const error = await failure(client.subscribe({ query: ORDER_UPDATES }), "subscription with a bad token");
-    const event = await within(closeEvent, "the close event", WAIT_MS);
+    const event = await within(closeEvent, "the close event");
 
     assert.equal(event.code, 4403);
     assert.match(error.message, /Socket closed with event 4403/);

@@ -72,11 +72,20 @@ class BoundedWebSocket extends WebSocket {
   }
 }
 
+/** A promise and the function that resolves it (Node 20 has no Promise.withResolvers). */
+export function deferred() {
+  let resolve;
+  const promise = new Promise((settle) => {
+    resolve = settle;
+  });
+  return { promise, resolve };
+}
+
 /** An Apollo client over HTTP (queries, mutations, multipart subscriptions), signed in when given a token. */
-export function httpClient(accessToken) {
+export function httpClient(accessToken, fetch = boundedFetch) {
   const headers = accessToken ? { authorization: `Bearer ${accessToken}` } : {};
   return new ApolloClient({
-    link: new HttpLink({ uri: GRAPHQL_URL, headers, fetch: boundedFetch }),
+    link: new HttpLink({ uri: GRAPHQL_URL, headers, fetch }),
     cache: new InMemoryCache(),
     defaultOptions: { query: { fetchPolicy: "no-cache" } },
   });
