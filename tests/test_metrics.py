@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 from starlette.applications import Starlette
 
+from server.api.graphiql import STATIC_PATH, assets
 from server.app import create_app
 from server.brokers.paper.clock import ManualClock
 from server.metrics import Metrics
@@ -107,6 +108,20 @@ async def test_odd_or_endless_operation_names_fall_under_other(client: httpx.Asy
     assert value(samples, "http_requests_total", route=OTHER, method="GET", status="404") == 1
 
 
+async def test_routes_are_labelled_from_the_apps_route_table(client: httpx.AsyncClient) -> None:
+    stylesheet = assets().stylesheet
+    assert (await client.get(f"{STATIC_PATH}/{stylesheet}")).status_code == 200
+    assert (await client.get(f"{STATIC_PATH}/nothing-here.js")).status_code == 404
+    assert (await client.get("/healthz")).status_code == 200
+
+    samples = await scrape(client)
+
+    assert value(samples, "http_requests_total", route=STATIC_PATH, method="GET", status="200") == 1
+    assert value(samples, "http_requests_total", route=STATIC_PATH, method="GET", status="404") == 1
+    assert value(samples, "http_requests_total", route="/healthz", method="GET", status="200") == 1
+    assert not any(stylesheet in dict(tags).values() for _, tags in samples)
+
+
 def test_label_values_are_bounded() -> None:
     names = BoundedLabel(NAME, 3)
     assert [names(n) for n in ("a", "b", "a", "c", "d", "has space", "x@example.com", None)] == [
@@ -163,7 +178,7 @@ async def test_rate_limit_rejections_are_counted_by_limiter(tmp_path: Path, cloc
     assert codes == [[], [], ["RATE_LIMITED"]]
     limited = "rate_limit_rejections_total"
     assert value(samples, limited, limiter="anonymous") == 1
-    assert value(samples, limited, limiter="orders") == 0  # there before the first refusal
+    assert samples[(limited, frozenset({("limiter", "orders")}))] == 0  # there before the first refusal
     assert value(samples, "graphql_operations_total", operation="anonymous", outcome="RATE_LIMITED") == 1
 
 

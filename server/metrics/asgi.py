@@ -1,19 +1,20 @@
 """HTTP requests and open WebSockets, counted at the ASGI boundary.
 
-Routes are labelled only by the server's own paths (anything else is "other"), and a
-WebSocket counts from the moment the server accepts it, by the subprotocol it accepted.
+Routes are labelled only by the app's own paths, read from its route table (a mount by its
+prefix; anything else is "other"), and a WebSocket counts from the moment the server
+accepts it, by the subprotocol it accepted.
 """
 
 from __future__ import annotations
 
 import time
 
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.metrics.labels import OTHER
 from server.metrics.registry import Metrics
 
-ROUTES = frozenset({"/", "/healthz", "/readyz", "/graphql", "/metrics"})
 METHODS = frozenset({"GET", "HEAD", "POST", "OPTIONS"})
 WEBSOCKET_PROTOCOLS = frozenset({"graphql-transport-ws", "graphql-ws"})
 
@@ -24,9 +25,23 @@ def _metrics_of(scope: Scope) -> Metrics | None:
     return getattr(services, "metrics", None)
 
 
+class _RouteLabels:
+    """The label of a request path: a route's own path, a mount's prefix, or "other"."""
+
+    def __init__(self, routes: list[object]) -> None:
+        self._paths = frozenset(route.path for route in routes if not isinstance(route, Mount))  # type: ignore[attr-defined]
+        self._mounts = tuple(route.path for route in routes if isinstance(route, Mount))
+
+    def of(self, path: str) -> str:
+        if path in self._paths:
+            return path
+        return next((mount for mount in self._mounts if path.startswith(mount + "/")), OTHER)
+
+
 class MetricsMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._routes: _RouteLabels | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         metrics = _metrics_of(scope) if scope["type"] in {"http", "websocket"} else None
@@ -38,7 +53,9 @@ class MetricsMiddleware:
             await self._websocket(metrics, scope, receive, send)
 
     async def _http(self, metrics: Metrics, scope: Scope, receive: Receive, send: Send) -> None:
-        route = scope["path"] if scope["path"] in ROUTES else OTHER
+        if self._routes is None:  # the app's route table, read once it is built
+            self._routes = _RouteLabels(scope["app"].routes)
+        route = self._routes.of(scope["path"])
         method = scope["method"] if scope["method"] in METHODS else OTHER
         started = time.perf_counter()
         answered = False
