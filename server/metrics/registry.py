@@ -22,6 +22,7 @@ from server.brokers.base import (
     OrderRejectedError,
     UnknownSymbolError,
 )
+from server.brokers.domain import OrderStatus
 from server.metrics.labels import CODE, NAME, OTHER, BoundedLabel, provider_of
 
 logger = logging.getLogger(__name__)
@@ -257,12 +258,12 @@ class Metrics:
     # ----- orders and limits ----------------------------------------------------------
 
     @_never_raises
-    def order_status(self, status: str) -> None:
+    def order_reached(self, status: str, reject_code: str | None = None) -> None:
+        """An order in the ledger reached `status`; a rejection is counted by its code too
+        (none: the broker refused it after answering, with no code of ours)."""
         self._order_statuses.labels(self._statuses(status)).inc()
-
-    @_never_raises
-    def order_rejected(self, code: str | None) -> None:
-        self._order_rejections.labels(self._codes(code or "UNSPECIFIED")).inc()
+        if status == OrderStatus.REJECTED.value:
+            self._order_rejections.labels(self._codes(reject_code or "BROKER_REJECTED")).inc()
 
     @_never_raises
     def rate_limited(self, limiter: str) -> None:

@@ -265,9 +265,7 @@ class LedgerWriter:
             await session.commit()
         if self._metrics is not None:
             for status, reject_code in batch.statuses:
-                self._metrics.order_status(status)
-                if status == OrderStatus.REJECTED.value:  # the broker's refusal, reported after the answer
-                    self._metrics.order_rejected(reject_code or "BROKER_REJECTED")
+                self._metrics.order_reached(status, reject_code)
         for report, row in results:
             if report.done is not None and not report.done.done():
                 report.done.set_result(row)

@@ -477,9 +477,7 @@ class TradingService:
             await insert_events(session, local_event(row, self._now()))
             await session.commit()
         if self._metrics is not None:
-            self._metrics.order_status(row.status)
-            if row.reject_code is not None:
-                self._metrics.order_rejected(row.reject_code)
+            self._metrics.order_reached(row.status, row.reject_code)
         return row
 
     async def _insert_rejected(self, row: OrderRow, problem: UserProblem) -> OrderRow:
@@ -527,9 +525,7 @@ class TradingService:
             await insert_events(session, local_event(stored, self._now(), event=event))
             await session.commit()
         if self._metrics is not None and stored.status != before:
-            self._metrics.order_status(stored.status)
-            if stored.status == OrderStatus.REJECTED.value:
-                self._metrics.order_rejected(stored.reject_code)
+            self._metrics.order_reached(stored.status, stored.reject_code)
         return stored
 
 
