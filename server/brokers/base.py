@@ -99,6 +99,23 @@ class InsufficientQtyError(OrderRejectedError):
         )
 
 
+def outcome_of(error: BaseException | None) -> str:
+    """How a broker call ended, as a short bounded word (for metrics)."""
+    if error is None:
+        return "ok"
+    for kind, outcome in (
+        (BrokerRateLimitedError, "rate_limited"),
+        (BrokerUnavailableError, "unavailable"),
+        (BrokerAuthError, "auth_failed"),
+        (OrderRejectedError, "rejected"),
+        (UnknownSymbolError, "unknown_symbol"),
+        (NotFoundError, "not_found"),
+    ):
+        if isinstance(error, kind):
+            return outcome
+    return "error"
+
+
 class Broker(QuoteSource, Protocol):
     """One broker account: what the trading service and the API need of any broker.
 

@@ -14,14 +14,7 @@ from typing import ParamSpec
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
 
-from server.brokers.base import (
-    BrokerAuthError,
-    BrokerRateLimitedError,
-    BrokerUnavailableError,
-    NotFoundError,
-    OrderRejectedError,
-    UnknownSymbolError,
-)
+from server.brokers.base import outcome_of
 from server.brokers.domain import OrderStatus
 from server.metrics.labels import CODE, NAME, OTHER, BoundedLabel, provider_of
 
@@ -50,22 +43,6 @@ def _never_raises(method: Callable[P, None]) -> Callable[P, None]:
                 logger.exception("recording a metric failed", extra={"metric": method.__name__})
 
     return record
-
-
-def broker_outcome(error: BaseException | None) -> str:
-    if error is None:
-        return "ok"
-    for kind, outcome in (
-        (BrokerRateLimitedError, "rate_limited"),
-        (BrokerUnavailableError, "unavailable"),
-        (BrokerAuthError, "auth_failed"),
-        (OrderRejectedError, "rejected"),
-        (UnknownSymbolError, "unknown_symbol"),
-        (NotFoundError, "not_found"),
-    ):
-        if isinstance(error, kind):
-            return outcome
-    return "error"
 
 
 class UpstreamStream:
@@ -245,7 +222,7 @@ class Metrics:
         qualified name: "PaperMarket.get_quotes" is the paper broker's get_quotes."""
         owner, _, method = str(getattr(call, "__qualname__", "")).partition(".")
         broker, method = provider_of(owner), self._methods(method.rpartition(".")[2])
-        self._broker_calls.labels(broker, method, broker_outcome(error)).inc()
+        self._broker_calls.labels(broker, method, outcome_of(error)).inc()
         self._broker_seconds.labels(broker, method).observe(seconds)
 
     @_never_raises

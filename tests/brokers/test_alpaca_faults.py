@@ -15,8 +15,14 @@ import pytest
 from alpaca.common.exceptions import APIError
 
 from server.brokers.alpaca.broker import AlpacaBroker, AlpacaBrokers
-from server.brokers.alpaca.rest import AlpacaKeys, _retry_after, account_limiter, broker_reason
-from server.brokers.base import BrokerAuthError, BrokerRateLimitedError, BrokerUnavailableError
+from server.brokers.alpaca.rest import AlpacaKeys, _Retry, _retry_after, account_limiter, attempt_outcome, broker_reason
+from server.brokers.base import (
+    BrokerAuthError,
+    BrokerRateLimitedError,
+    BrokerUnavailableError,
+    NotFoundError,
+    UnknownSymbolError,
+)
 from server.brokers.domain import OrderRequest, OrderSide, TradeEvent, TradeUpdate
 from tests.utils.alpaca import alpaca_brokers
 from tests.utils.facade import FAULT_TOKEN, KEY_ID, SECRET_KEY, Facade, serve_facade
@@ -220,3 +226,21 @@ async def test_many_quotes_are_one_request(broker: AlpacaBroker, monkeypatch: py
     quotes = await broker.get_quotes(symbols)
     assert sorted(quotes) == sorted(symbols)
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome"),
+    [
+        (None, "ok"),
+        (_Retry(BrokerRateLimitedError("429")), "rate_limited"),
+        (_Retry(BrokerUnavailableError("503")), "unavailable"),
+        (BrokerRateLimitedError("no room in this account's own limit"), "throttled"),
+        (BrokerUnavailableError("timed out"), "unavailable"),
+        (BrokerAuthError("401"), "auth_failed"),
+        (NotFoundError("order"), "not_found"),
+        (UnknownSymbolError("ZZZZ"), "unknown_symbol"),
+        (ValueError("a bug"), "error"),
+    ],
+)
+def test_each_attempt_is_counted_by_how_it_ended(error: Exception | None, outcome: str) -> None:
+    assert attempt_outcome(error) == outcome

@@ -41,6 +41,7 @@ from server.brokers.base import (
     BrokerUnavailableError,
     NotFoundError,
     OrderRejectedError,
+    outcome_of,
 )
 from server.streams.backoff import Backoff
 from server.threads import WorkerSlots, WorkerTimeoutError
@@ -254,22 +255,14 @@ class AlpacaRest:
 
 
 def attempt_outcome(error: Exception | None) -> str:
-    """How one attempt ended: ok, rate_limited (Alpaca's 429), throttled (this server's own
-    per-account limit left no room in time), unavailable, auth_failed, not_found, rejected, error."""
-    if error is None:
-        return "ok"
+    """How one attempt ended: as any broker call (`outcome_of`), except that a retried 429 is
+    rate_limited, a retried failure unavailable, and a refusal by this server's own per-account
+    limit (no room in time) throttled."""
     if isinstance(error, _Retry):
         return "rate_limited" if isinstance(error.failure, BrokerRateLimitedError) else "unavailable"
-    for kind, outcome in (
-        (BrokerRateLimitedError, "throttled"),
-        (BrokerUnavailableError, "unavailable"),
-        (BrokerAuthError, "auth_failed"),
-        (NotFoundError, "not_found"),
-        (OrderRejectedError, "rejected"),
-    ):
-        if isinstance(error, kind):
-            return outcome
-    return "error"
+    if isinstance(error, BrokerRateLimitedError):
+        return "throttled"
+    return outcome_of(error)
 
 
 def _mapped(error: APIError) -> Exception:
