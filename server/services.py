@@ -29,6 +29,7 @@ from server.brokers.registry import BrokerRegistry
 from server.brokers.streaming import Family
 from server.db import create_engine, session_factory, upgrade_database_async
 from server.metrics import Metrics
+from server.metrics.labels import connection_kind
 from server.security.passwords import HashingParameters, PasswordService
 from server.security.ratelimit import RateLimits
 from server.security.secrets import ServerSecrets, resolve_secrets
@@ -137,6 +138,7 @@ async def run_services(
         ),
         decrypt=vault.decrypt,
         allow_live=settings.allow_live_trading,
+        trade_stream_gauge=lambda kind: metrics.upstream(connection_kind(kind), "trade_updates"),
     )
     streams = StreamHub(grace_seconds=settings.stream_grace_seconds, metrics=metrics)
     trading = TradingService(

@@ -18,6 +18,7 @@ from server.brokers.domain import TradeUpdate
 from server.brokers.paper.broker import PaperBrokers
 from server.brokers.paper.feed import PaperFeed
 from server.brokers.streaming import Family, MarketFeed
+from server.metrics import UpstreamStream
 from server.models import BrokerConnection
 
 PAPER_KIND = "PAPER"
@@ -59,8 +60,11 @@ class BrokerRegistry:
         alpaca_streams: AlpacaStreams | None = None,
         decrypt: Callable[[str], str] | None = None,
         allow_live: bool = False,
+        trade_stream_gauge: Callable[[str], UpstreamStream] | None = None,
     ) -> None:
+        """`trade_stream_gauge`: the gauge of an Alpaca connection's trade-updates stream, by the connection's kind."""
         self._paper = paper
+        self._trade_stream_gauge = trade_stream_gauge
         self._allow_live = allow_live
         self._alpaca = alpaca
         self._alpaca_streams = alpaca_streams
@@ -92,7 +96,10 @@ class BrokerRegistry:
             raise UnsupportedBrokerError(connection.kind)
         if connection.kind == ALPACA_LIVE_KIND and not self._allow_live:
             raise LiveTradingDisabledError
-        return self._alpaca.broker(self._keys(connection), on_resume=lambda: self._resync(connection))
+        gauge = self._trade_stream_gauge(connection.kind) if self._trade_stream_gauge is not None else None
+        return self._alpaca.broker(
+            self._keys(connection), on_resume=lambda: self._resync(connection), stream_gauge=gauge
+        )
 
     async def _resync(self, connection: BrokerConnection) -> None:
         if self.resync is not None:

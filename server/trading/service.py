@@ -25,7 +25,6 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.brokers.alpaca.broker import AlpacaBroker
 from server.brokers.base import (
     Broker,
     BrokerAuthError,
@@ -48,7 +47,6 @@ from server.brokers.domain import (
 )
 from server.brokers.registry import BrokerRegistry, ConnectionRef
 from server.metrics import Metrics
-from server.metrics.labels import connection_kind
 from server.models import BrokerConnection, User
 from server.models import Order as OrderRow
 from server.trading import ledger
@@ -144,12 +142,7 @@ class TradingService:
         return found
 
     def broker(self, connection: BrokerConnection) -> Broker:
-        broker = self._registry.broker_for(connection)
-        # Here a broker meets its connection's kind: its trade-updates stream is counted as
-        # paper or live from its first connect (the stream's task has not run yet).
-        if self._metrics is not None and isinstance(broker, AlpacaBroker) and broker.stream.gauge is None:
-            broker.stream.gauge = self._metrics.upstream(connection_kind(connection.kind), "trade_updates")
-        return broker
+        return self._registry.broker_for(connection)
 
     async def call(self, action: Awaitable[T], *, budget_calls: int = 1) -> T:
         """A broker call with the broker timeout (times `budget_calls`, for an action that may

@@ -59,6 +59,7 @@ from server.brokers.domain import (
     TradeUpdate,
 )
 from server.brokers.symbols import is_option_symbol
+from server.metrics import UpstreamStream
 from server.threads import WorkerSlots
 
 logger = logging.getLogger(__name__)
@@ -109,8 +110,14 @@ class AlpacaBrokers:
         make = partial(build_clients, self.endpoints, keys, self.policy.timeout_seconds)
         return AlpacaRest(make, self._workers, limiter, self.policy, in_flight)
 
-    def broker(self, keys: AlpacaKeys, *, on_resume: Callable[[], Awaitable[None]] | None = None) -> AlpacaBroker:
-        return AlpacaBroker(self.rest(keys), self.endpoints, keys, on_resume=on_resume)
+    def broker(
+        self,
+        keys: AlpacaKeys,
+        *,
+        on_resume: Callable[[], Awaitable[None]] | None = None,
+        stream_gauge: UpstreamStream | None = None,
+    ) -> AlpacaBroker:
+        return AlpacaBroker(self.rest(keys), self.endpoints, keys, on_resume=on_resume, stream_gauge=stream_gauge)
 
 
 class AlpacaMarketData:
@@ -189,6 +196,7 @@ class AlpacaBroker(AlpacaMarketData):
         keys: AlpacaKeys,
         *,
         on_resume: Callable[[], Awaitable[None]] | None = None,
+        stream_gauge: UpstreamStream | None = None,
     ) -> None:
         super().__init__(rest, endpoints)
         self._listeners: list[TradeUpdateListener] = []
@@ -198,6 +206,7 @@ class AlpacaBroker(AlpacaMarketData):
             keys.secret_key,
             self._deliver,
             on_resume=on_resume,
+            gauge=stream_gauge,
         )
 
     @property

@@ -64,6 +64,7 @@ class TradeUpdatesStream:
         *,
         on_resume: Callable[[], Awaitable[None]] | None = None,
         backoff: Backoff | None = None,
+        gauge: UpstreamStream | None = None,
     ) -> None:
         self._url = url
         self._key_id = key_id
@@ -76,7 +77,7 @@ class TradeUpdatesStream:
         self.connects = 0  # sessions that reached "listening"
         self.refused = False  # the last attempt was refused for its keys
         # Who counts the live connection; set by whoever knows the account's kind (paper or live).
-        self.gauge: UpstreamStream | None = None
+        self.gauge = gauge
 
     def __repr__(self) -> str:  # never the keys
         return f"TradeUpdatesStream({self._url})"
