@@ -3,20 +3,24 @@
 A ticker page polls the same `quote`/`quotes` query again and again, and the paper market's
 quote of a symbol changes only when the market steps. So the bytes an identical anonymous
 POST was answered with are the bytes executing it again would give, until the next step:
-they are sent again without running GraphQL. Only answers with data and no errors are kept,
-only for documents whose every root field is `quote`, `quotes` or `__typename`, and only
-while the server's quotes come from the paper market (Alpaca's quotes have no steps). The
-caller's rate limit and the operation's metrics apply to a reused answer as to any other.
-`Cache-Control: no-cache` (or `no-store`, `max-age=0`, `Pragma: no-cache`) on the request
-asks for a fresh execution. Other requests pass straight through, neither read ahead of
-the app (beyond a small body) nor recorded.
+they are sent again without running GraphQL. Identical requests that arrive while the first
+is being answered wait for its answer rather than running GraphQL beside it. Only answers
+with data and no errors are kept, only for documents whose every root field is `quote`,
+`quotes` or `__typename`, and only while the server's quotes come from the paper market
+(Alpaca's quotes have no steps). The caller's rate limit and the operation's metrics apply
+to a reused answer as to any other. `Cache-Control: no-cache` (or `no-store`, `max-age=0`,
+`Pragma: no-cache`) on the request asks for a fresh execution. Other requests pass straight
+through, neither read ahead of the app (beyond a small body) nor recorded.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
@@ -37,7 +41,6 @@ STREAMED_TYPES = (b"multipart/", b"text/event-stream")
 @dataclass(frozen=True, slots=True)
 class Answer:
     step: int
-    status: int
     headers: tuple[tuple[bytes, bytes], ...]
     body: bytes
     operation_name: str | None
@@ -82,6 +85,7 @@ class AnswerCache:
         self._max_entries = max_entries
         self._market: object | None = None
         self._step: int | None = None
+        self._in_flight: dict[tuple[int, bytes], asyncio.Future[Answer | None]] = {}
 
     def get(self, market: object, step: int, key: bytes) -> Answer | None:
         answer = self._answers.get(key) if market is self._market and step == self._step else None
@@ -100,13 +104,37 @@ class AnswerCache:
         while len(self._answers) > self._max_entries:
             self._answers.popitem(last=False)
 
+    def awaited(self, step: int, key: bytes) -> asyncio.Future[Answer | None] | None:
+        """The answer to an identical request of this step still being computed, if any."""
+        return self._in_flight.get((step, key))
+
+    @contextmanager
+    def computing(self, market: object, step: int, key: bytes) -> Iterator[Callable[[Answer], None]]:
+        """While an answer is computed, identical requests of the step wait for it; they get
+        None (and compute their own) if it could not be kept."""
+        flight: asyncio.Future[Answer | None] = asyncio.get_running_loop().create_future()
+        self._in_flight[(step, key)] = flight
+
+        def keep(answer: Answer) -> None:
+            self.put(market, key, answer)
+            flight.set_result(answer)
+
+        try:
+            yield keep
+        finally:
+            if self._in_flight.get((step, key)) is flight:
+                del self._in_flight[(step, key)]
+            if not flight.done():
+                flight.set_result(None)
+
     def __len__(self) -> int:
         return len(self._answers)
 
 
 async def answer(cache: AnswerCache, scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
     """Send a reusable answer for this request, or let `app` answer it and keep what may be reused."""
-    if not _candidate(scope):
+    accept = _candidate(scope)
+    if accept is None:
         await app(scope, receive, send)
         return
     messages, body, complete = await _read_body(receive)
@@ -118,14 +146,16 @@ async def answer(cache: AnswerCache, scope: Scope, receive: Receive, send: Send,
         return
     started = time.perf_counter()
     connection = HTTPConnection(scope)
-    key = connection.headers.get("accept", "").encode() + b"\n" + body
+    key = accept + b"\n" + body
     reused = cache.get(services.market, step, key)
+    if reused is None and (flight := cache.awaited(step, key)) is not None:
+        reused = await asyncio.shield(flight)
     if reused is not None:
         if await _admitted(services, client_ip(connection, services.settings.trusted_proxies)):
             seconds = time.perf_counter() - started
             # Only anonymous requests come here: their names take no label slot (see OperationMetrics).
             services.metrics.operation("query", reused.operation_name, "ok", seconds, new_names=False)
-            await send({"type": "http.response.start", "status": reused.status, "headers": list(reused.headers)})
+            await send({"type": "http.response.start", "status": 200, "headers": list(reused.headers)})
             await send({"type": "http.response.body", "body": reused.body})
             return
         name = reused.operation_name  # over the limit: executed, to answer RATE_LIMITED as usual
@@ -136,9 +166,10 @@ async def answer(cache: AnswerCache, scope: Scope, receive: Receive, send: Send,
             await app(scope, replay, send)
             return
     recorder = _Recorder(send)
-    await app(scope, replay, recorder.send)
-    if recorder.kept is not None and not _has_errors(recorder.kept):
-        cache.put(services.market, key, Answer(step, 200, tuple(recorder.headers), recorder.kept, name))
+    with cache.computing(services.market, step, key) as keep:
+        await app(scope, replay, recorder.send)
+        if recorder.kept is not None and not _has_errors(recorder.kept):
+            keep(Answer(step, tuple(recorder.headers), recorder.kept, name))
 
 
 def _mentions_quotes_only(body: bytes) -> bool:
@@ -146,13 +177,14 @@ def _mentions_quotes_only(body: bytes) -> bool:
     return b"quote" in body and b"mutation" not in body and b"subscription" not in body
 
 
-def _candidate(scope: Scope) -> bool:
+def _candidate(scope: Scope) -> bytes | None:
+    """The request's Accept header (part of the answer's key), if its answer may be reused."""
     if scope["type"] != "http" or scope["method"] != "POST" or scope["query_string"]:
-        return False
+        return None
     content_type, accept, fresh = b"", b"", False
     for name, value in scope["headers"]:
         if name == b"authorization":
-            return False
+            return None
         lowered = value.lower()
         if name == b"content-type":
             content_type = lowered.split(b";")[0].strip()
@@ -163,7 +195,7 @@ def _candidate(scope: Scope) -> bool:
         elif name == b"pragma":
             fresh = fresh or b"no-cache" in lowered
     streamed = any(kind in accept for kind in STREAMED_TYPES)
-    return content_type == b"application/json" and not fresh and not streamed
+    return accept if content_type == b"application/json" and not fresh and not streamed else None
 
 
 async def _read_body(receive: Receive) -> tuple[list[Message], bytes, bool]:
@@ -230,4 +262,4 @@ def _has_errors(body: bytes) -> bool:
 async def _admitted(services: Services, caller: str | None) -> bool:
     """The anonymous caller's operation rate limit, as OperationRateLimit applies it.
     Refused: False, and the request goes the usual way, which answers (and counts) RATE_LIMITED."""
-    return await services.limits.anonymous.try_hit(caller or "unknown")
+    return await services.limits.anonymous.try_hit(services.limits.address_key(caller))

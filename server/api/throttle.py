@@ -26,7 +26,7 @@ class OperationRateLimit(SchemaExtension):
                 if claims is not None:
                     await limits.user.hit(claims.user_id)
                 else:
-                    await limits.anonymous.hit(context.client_ip or "unknown")
+                    await limits.anonymous.hit(limits.address_key(context.client_ip))
             except RateLimited as error:  # coded like any other error, by ErrorCodes
                 refusal = GraphQLError(str(error), original_error=error)
                 self.execution_context.result = GraphQLExecutionResult(data=None, errors=[refusal])

@@ -117,6 +117,11 @@ class RateLimits:
     login_ip: KeyedLimiter  # sign-in attempts per client address
     orders: KeyedLimiter  # order entry (place, replace, close) per user
 
+    @staticmethod
+    def address_key(client_ip: str | None) -> str:
+        """A caller's key in the limiters kept per client address (an unknown address is one shared caller)."""
+        return client_ip or "unknown"
+
     @classmethod
     def from_settings(cls, settings: Settings, *, on_refused: Callable[[str], None] | None = None) -> RateLimits:
         """`on_refused` hears the limiter's name (its field here) at each refusal."""

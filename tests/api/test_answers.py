@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -66,15 +67,26 @@ async def test_an_identical_anonymous_quote_query_is_answered_once_per_market_st
     assert later.json()["data"]["quote"]["timestamp"] > first.json()["data"]["quote"]["timestamp"]
 
 
+async def test_identical_queries_arriving_together_are_answered_by_one_execution(
+    client: httpx.AsyncClient, quote_batches: list[list[str]]
+) -> None:
+    answers = await asyncio.gather(*(post(client, QUOTE) for _ in range(8)))
+
+    assert quote_batches == [["AAPL"]]
+    assert {answer.content for answer in answers} == {answers[0].content}
+    assert "errors" not in answers[0].json()
+
+
 @pytest.mark.parametrize(
     "headers",
     [
         {"Authorization": "Bearer not-a-token"},
         {"Cache-Control": "no-cache"},
+        {"Cache-Control": "no-store"},
         {"Cache-Control": "max-age=0"},
         {"Pragma": "no-cache"},
     ],
-    ids=["signed-in or trying to be", "no-cache", "max-age=0", "pragma"],
+    ids=["signed-in or trying to be", "no-cache", "no-store", "max-age=0", "pragma"],
 )
 async def test_some_requests_are_always_executed(
     client: httpx.AsyncClient, quote_batches: list[list[str]], headers: dict[str, str]
@@ -218,7 +230,7 @@ def test_the_cache_is_bounded_and_holds_one_markets_current_step_only() -> None:
     cache = AnswerCache(max_entries=2)
 
     def put(market: object, key: bytes, step: int) -> None:
-        cache.put(market, key, Answer(step=step, status=200, headers=(), body=key, operation_name=None))
+        cache.put(market, key, Answer(step=step, headers=(), body=key, operation_name=None))
 
     for key in (b"a", b"b", b"c"):
         put(market, key, 1)

@@ -50,7 +50,8 @@ class AccountMutation:
     @strawberry.mutation(description="Sign in with a username (or email) and password.")
     async def login(self, info: Info, input: LoginInput) -> AuthPayload:
         services = info.context.services
-        await services.limits.login_ip.hit(info.context.client_ip or "unknown")  # every attempt from an address
+        # every attempt from an address
+        await services.limits.login_ip.hit(services.limits.address_key(info.context.client_ip))
         return AuthPayload.of(await services.users.login(input.username, input.password, info.context.actor))
 
     @strawberry.mutation(description="Trade a refresh token for a new session; the old token is spent.")
