@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import uvicorn
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -44,17 +44,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# How uvicorn serves the app (the in-process test server uses the same).
+UVICORN_OPTIONS: dict[str, Any] = {
+    "log_config": None,
+    "access_log": False,
+    "lifespan": "on",
+    "proxy_headers": False,  # trusted proxies are the app's own setting
+    "ws": CoalescingWebSocketProtocol,
+}
+
+
 def run_uvicorn(app: Starlette, host: str, port: int) -> None:
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        proxy_headers=False,
-        ws=CoalescingWebSocketProtocol,
-    )
+    uvicorn.run(app, host=host, port=port, **UVICORN_OPTIONS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

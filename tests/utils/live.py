@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import uvicorn
 from starlette.applications import Starlette
 
-from server.ws_protocol import CoalescingWebSocketProtocol
+from server.__main__ import UVICORN_OPTIONS
 
 START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 10.0
@@ -22,9 +22,7 @@ async def live_server(app: Starlette) -> AsyncIterator[str]:
         app,
         host="127.0.0.1",
         port=0,
-        log_config=None,
-        lifespan="on",
-        ws=CoalescingWebSocketProtocol,  # as the server runs
+        **UVICORN_OPTIONS,  # as the server runs
         timeout_graceful_shutdown=int(STOP_TIMEOUT_SECONDS / 2),
     )
     server = uvicorn.Server(config)
