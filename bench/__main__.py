@@ -59,8 +59,12 @@ class Benchmark:
     def module(self) -> str:
         return f"bench.{self.name}"
 
+    def argv(self, arguments: Sequence[str], quick: bool) -> list[str]:
+        """What follows `python` to run it: `-m bench.NAME`, then the run's arguments."""
+        return ["-m", self.module, *arguments, *(["--quick"] if quick else [])]
+
     def command(self, arguments: Sequence[str], quick: bool) -> str:
-        return " ".join(["python -m", self.module, *arguments, *(["--quick"] if quick else [])])
+        return " ".join(["python", *self.argv(arguments, quick)])
 
 
 BENCHMARKS = (
@@ -76,7 +80,6 @@ BENCHMARKS = (
 
 @dataclass
 class Run:
-    arguments: tuple[str, ...]
     command: str
     seconds: float
     output: str
@@ -116,10 +119,9 @@ def _stop_group(process: subprocess.Popen[str]) -> None:
 
 def run_one(benchmark: Benchmark, arguments: tuple[str, ...], quick: bool, timeout: float, scratch: Path) -> Run:
     result = Path(mkdtemp(dir=scratch)) / "result.json"
-    command = [sys.executable, "-m", benchmark.module, *arguments, *(["--quick"] if quick else []), "--json", result]
     started = time.perf_counter()
     process = subprocess.Popen(
-        [str(part) for part in command],
+        [sys.executable, *benchmark.argv(arguments, quick), "--json", str(result)],
         cwd=REPOSITORY,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -146,7 +148,7 @@ def run_one(benchmark: Benchmark, arguments: tuple[str, ...], quick: bool, timeo
             report = Report.load(result)
         except (OSError, ValueError, KeyError, TypeError) as error:
             failure = f"left no readable result ({type(error).__name__})"
-    return Run(arguments, benchmark.command(arguments, quick), seconds, output, report, failure)
+    return Run(benchmark.command(arguments, quick), seconds, output, report, failure)
 
 
 def run_all(benchmarks: Sequence[Benchmark], quick: bool) -> list[Outcome]:
@@ -269,7 +271,7 @@ def _targets(outcomes: Sequence[Outcome]) -> list[str]:
             if run.failure:
                 table.add(outcome.benchmark.title, "", "**did not run**", run.failure)
             for target in run.report.targets if run.report else []:
-                table.add(outcome.benchmark.title, target.what, "met" if target.met else "**not met**", target.measured)
+                table.add(outcome.benchmark.title, target.what, target.verdict(markdown=True), target.measured)
     return ["## Targets", "", *table.markdown(), ""]
 
 
@@ -287,28 +289,26 @@ def _joined_tables(reports: Sequence[Report]) -> list[Table]:
 
 
 def _target_line(target: Target) -> str:
-    verdict = "met" if target.met else "**not met**"
-    return f"- target, {target.what}: {verdict} ({target.measured})"
+    return f"- target, {target.what}: {target.verdict(markdown=True)} ({target.measured})"
 
 
 def _section(outcome: Outcome) -> list[str]:
     benchmark = outcome.benchmark
     commands = " and ".join(f"`{run.command}`" for run in outcome.runs)
     lines = [f"## {benchmark.title}", "", f"Command: {commands} ({sum(r.seconds for r in outcome.runs):.0f} s).", ""]
-    done = [run for run in outcome.runs if run.report is not None]
-    setups = list(dict.fromkeys(run.report.setup for run in done if run.report))
+    done = [(run.command, run.report) for run in outcome.runs if run.report is not None]
+    setups = list(dict.fromkeys(report.setup for _, report in done))
     if len(setups) == 1:
         lines += [f"Setup: {setups[0]}.", ""]
     else:
-        lines += [f"- Setup of `{run.command}`: {run.report.setup}." for run in done if run.report] + [""]
-    for table in _joined_tables([run.report for run in done if run.report]):
+        lines += [f"- Setup of `{command}`: {report.setup}." for command, report in done] + [""]
+    for table in _joined_tables([report for _, report in done]):
         lines += [*table.markdown(), ""]
     bullets = []
-    for run in done:
-        assert run.report is not None
-        prefix = f"`{run.command}`: " if len(done) > 1 else ""
-        bullets += [f"- {prefix}{line}" for line in run.report.lines]
-        bullets += [_target_line(target) for target in run.report.targets]
+    for command, report in done:
+        prefix = f"`{command}`: " if len(done) > 1 else ""
+        bullets += [f"- {prefix}{line}" for line in report.lines]
+        bullets += [_target_line(target) for target in report.targets]
     if bullets:
         lines += [*bullets, ""]
     for run in outcome.runs:

@@ -57,10 +57,10 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from bench.measure import cpu_seconds, percentile, rss_kib
+from bench.measure import bench_environment, cpu_seconds, percentile, rss_kib
 from bench.report import Report, Table, Target, add_common_options, parse_args
 from server.brokers.paper.universe import UNIVERSE
-from tests.utils.processes import ServerProcess, clean_environment, run_server
+from tests.utils.processes import ServerProcess, run_server
 
 SUBSCRIBERS = 1000
 PER_CONNECTION = 10
@@ -233,6 +233,7 @@ def _load_process(plan: Plan, control: Any, reports: Any) -> None:
 @dataclass
 class Phase:
     name: str
+    server: ServerProcess
     tick: float
     subscribers: int
     connections: int
@@ -241,7 +242,11 @@ class Phase:
     server_cpu_seconds: float
     rss_kib: dict[str, int]
     subscribing_seconds: float
-    server_errors: Counter[str]
+
+    @property
+    def server_errors(self) -> Counter[str]:
+        """What its server logged at ERROR (the log is complete once the server has stopped)."""
+        return Counter(_error_summary(log) for log in self.server.logs() if log.get("level") == "ERROR")
 
     @property
     def messages(self) -> int:
@@ -329,25 +334,13 @@ def _expect(reports: Any, kind: str, count: int) -> list[Any]:
     return answers
 
 
-def _server_environment(tick: float, per_connection: int) -> dict[str, str]:
-    unlimited = str(10**9)
-    return clean_environment(
-        MARKET_HOURS="always",
-        MARKET_TICK_SECONDS=str(tick),
-        MAX_SUBSCRIPTIONS_PER_CONNECTION=str(max(per_connection, 50)),
-        RATE_LIMIT_USER_PER_MINUTE=unlimited,
-        RATE_LIMIT_ANONYMOUS_PER_MINUTE=unlimited,
-        LOGIN_ATTEMPTS_PER_IP=unlimited,
-        PASSWORD_HASH_TIME_COST="1",  # sign-ups are not what is measured
-        PASSWORD_HASH_MEMORY_KIB="8192",
-        ACCESS_TOKEN_MINUTES=str(24 * 60),
-    )
-
-
 def _serve(stack: ExitStack, tick: float, per_connection: int) -> ServerProcess:
     """A server process on a fresh data directory, stopped (and the directory removed) when `stack` closes."""
     data = Path(stack.enter_context(TemporaryDirectory()))
-    return stack.enter_context(run_server(data, env=_server_environment(tick, per_connection)))
+    environment = bench_environment(
+        MARKET_TICK_SECONDS=str(tick), MAX_SUBSCRIPTIONS_PER_CONNECTION=str(max(per_connection, 50))
+    )
+    return stack.enter_context(run_server(data, env=environment))
 
 
 def run_phase(name: str, server: ServerProcess, tick: float, args: argparse.Namespace, seconds: float) -> Phase:
@@ -395,12 +388,7 @@ def run_phase(name: str, server: ServerProcess, tick: float, args: argparse.Name
                 process.join()
         reports.close()
         reports.join_thread()
-    return Phase(name, tick, subscribers, len(groups), seconds, tallies, server_cpu, rss, subscribing, Counter())
-
-
-def server_errors(server: ServerProcess) -> Counter[str]:
-    """What a stopped server logged at ERROR (its log is complete once it has exited)."""
-    return Counter(_error_summary(log) for log in server.logs() if log.get("level") == "ERROR")
+    return Phase(name, server, tick, subscribers, len(groups), seconds, tallies, server_cpu, rss, subscribing)
 
 
 def _error_summary(log: dict[str, object]) -> str:
@@ -556,12 +544,9 @@ def main(argv: list[str] | None = None) -> None:
             ]
             servers = [future.result() for future in starting]
         fan_out = run_phase("fan-out", servers[0], args.tick, args, args.seconds)
-        first.close()
-        fan_out.server_errors = server_errors(servers[0])
+        first.close()  # stopped before the second phase: it would compete for the cores
         most = run_phase("most messages", servers[1], args.max_tick, args, args.max_seconds)
-        second.close()
-        most.server_errors = server_errors(servers[1])
-    report([fan_out, most], args).publish(args.json)
+    report([fan_out, most], args).publish(args.json)  # both servers stopped: their logs are complete
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import re
 import statistics
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from tempfile import TemporaryDirectory
 from urllib.parse import urlsplit
@@ -31,10 +32,9 @@ from urllib.parse import urlsplit
 import httpx
 import uvloop
 
-from bench.measure import cpu_seconds, percentile
+from bench.measure import bench_environment, cpu_seconds, percentile
 from bench.plain_route import FIELDS, PATH, running
 from bench.report import Report, Table, Target, add_common_options, parse_args
-from tests.utils.processes import clean_environment
 
 CONNECTIONS = 32
 ROUNDS = 3
@@ -153,12 +153,25 @@ class Round:
     server_cpu: float  # seconds of CPU in the window
     load_cpu: float
 
-    @property
+    # Its figures, as methods: `Summary.median` takes one (`Round.rate`, ...).
     def rate(self) -> float:
         return len(self.latencies) / self.seconds
 
     def ms(self, fraction: float) -> float:
         return percentile(self.latencies, fraction) * 1000
+
+    def p50_ms(self) -> float:
+        return self.ms(0.5)
+
+    def p99_ms(self) -> float:
+        return self.ms(0.99)
+
+    def server_busy(self) -> float:
+        """The server's CPU over the window, as a share of one core."""
+        return self.server_cpu / self.seconds
+
+    def load_busy(self) -> float:
+        return self.load_cpu / self.seconds
 
 
 async def _round(
@@ -208,36 +221,37 @@ class Summary:
     route: Route
     rounds: list[Round]
 
-    def median(self, figure: str) -> float:
-        values = {
-            "rate": [r.rate for r in self.rounds],
-            "p50": [r.ms(0.5) for r in self.rounds],
-            "p99": [r.ms(0.99) for r in self.rounds],
-            "server_cpu": [r.server_cpu / r.seconds for r in self.rounds],
-            "load_cpu": [r.load_cpu / r.seconds for r in self.rounds],
-        }[figure]
-        return statistics.median(values)
+    def median(self, figure: Callable[[Round], float]) -> float:
+        """The median of one figure of the rounds, e.g. `median(Round.rate)`."""
+        return statistics.median(figure(r) for r in self.rounds)
 
     @property
     def failures(self) -> Counter[str]:
         return sum((r.failures for r in self.rounds), Counter[str]())
 
-    def us_per_request(self, cpu: str) -> float:
-        """Microseconds of the server's ("server") or the load's ("load") CPU per answered request."""
-        seconds = sum(r.server_cpu if cpu == "server" else r.load_cpu for r in self.rounds)
+    def _per_request_us(self, seconds: float) -> float:
         return seconds / max(1, sum(len(r.latencies) for r in self.rounds)) * 1e6
+
+    @property
+    def server_us_per_request(self) -> float:
+        """Microseconds of the server's CPU per answered request, over all the rounds."""
+        return self._per_request_us(sum(r.server_cpu for r in self.rounds))
+
+    @property
+    def load_us_per_request(self) -> float:
+        """Microseconds of the load's CPU per answered request, over all the rounds."""
+        return self._per_request_us(sum(r.load_cpu for r in self.rounds))
 
     def figures(self) -> dict[str, object]:
         return {
-            "per_second": self.median("rate"),
-            "p50_ms": self.median("p50"),
-            "p99_ms": self.median("p99"),
-            "server_cpu": self.median("server_cpu"),
-            "server_us_per_request": self.us_per_request("server"),
-            "load_cpu": self.median("load_cpu"),
-            "load_us_per_request": self.us_per_request("load"),
+            "per_second": self.median(Round.rate),
+            "p50_ms": self.median(Round.p50_ms),
+            "p99_ms": self.median(Round.p99_ms),
+            "server_cpu": self.median(Round.server_busy),
+            "server_us_per_request": self.server_us_per_request,
+            "load_cpu": self.median(Round.load_busy),
+            "load_us_per_request": self.load_us_per_request,
             "failures": self.failures.total(),
-            "rounds_per_second": [r.rate for r in self.rounds],
         }
 
 
@@ -252,34 +266,35 @@ def report(rounds: list[Round], args: argparse.Namespace) -> Report:
     for summary in summaries:
         table.add(
             summary.route.name,
-            f"{summary.median('rate'):,.0f}",
-            f"{summary.median('p50'):.2f}",
-            f"{summary.median('p99'):.2f}",
-            f"{summary.median('server_cpu'):.0%}",
-            f"{summary.us_per_request('server'):,.0f}",
-            f"{summary.median('load_cpu'):.0%}",
+            f"{summary.median(Round.rate):,.0f}",
+            f"{summary.median(Round.p50_ms):.2f}",
+            f"{summary.median(Round.p99_ms):.2f}",
+            f"{summary.median(Round.server_busy):.0%}",
+            f"{summary.server_us_per_request:,.0f}",
+            f"{summary.median(Round.load_busy):.0%}",
             f"{summary.failures.total():,}",
         )
     each = Table(["round", "route", "requests/s", "p50 ms", "p99 ms"], "rlrrr")
     for n, r in enumerate(rounds):
-        each.add(n, r.route.name, f"{r.rate:,.0f}", f"{r.ms(0.5):.2f}", f"{r.ms(0.99):.2f}")
-    ratio = graphql.median("rate") / plain.median("rate")
-    p50_ratio, p99_ratio = (graphql.median(figure) / plain.median(figure) for figure in ("p50", "p99"))
-    fresh_ratio = fresh.median("rate") / plain.median("rate")
-    layer = fresh.us_per_request("server") - plain.us_per_request("server")
-    load_capacity = 1e6 / max(trivial.us_per_request("load"), 1e-3)
+        each.add(n, r.route.name, f"{r.rate():,.0f}", f"{r.p50_ms():.2f}", f"{r.p99_ms():.2f}")
+    plain_rate = plain.median(Round.rate)
+    ratio = graphql.median(Round.rate) / plain_rate
+    p50_ratio, p99_ratio = (graphql.median(figure) / plain.median(figure) for figure in (Round.p50_ms, Round.p99_ms))
+    fresh_ratio = fresh.median(Round.rate) / plain_rate
+    layer = fresh.server_us_per_request - plain.server_us_per_request
+    load_capacity = 1e6 / max(trivial.load_us_per_request, 1e-3)
     lines = [
         f"GraphQL / plain: {ratio:.2f} of the requests per second, p50 {p50_ratio:.1f}x, p99 {p99_ratio:.1f}x",
         f"executed every time (`no-cache`): {fresh_ratio:.2f} of the plain route's requests per second",
         f"executing GraphQL costs the server {layer:,.0f} us of CPU per request (the `no-cache` row's less the "
         "plain route's)",
-        f"load generator: {trivial.us_per_request('load'):.0f} us of CPU per request (against `/healthz`), so one "
-        f"core of load sends about {load_capacity:,.0f} requests/s, {load_capacity / plain.median('rate'):.1f}x "
+        f"load generator: {trivial.load_us_per_request:.0f} us of CPU per request (against `/healthz`), so one "
+        f"core of load sends about {load_capacity:,.0f} requests/s, {load_capacity / plain_rate:.1f}x "
         "the plain route's rate",
     ]
     for summary in summaries:
         lines += [f"{summary.route.name}: {count:,} x {why}" for why, count in summary.failures.most_common(3)]
-    busy = [r for r in rounds if r.load_cpu / r.seconds > LOAD_BUSY]
+    busy = [r for r in rounds if r.load_busy() > LOAD_BUSY]
     if busy:
         lines.append(
             f"the load process was over {LOAD_BUSY:.0%} busy in {len(busy)} round(s): it may have been the limit"
@@ -296,12 +311,12 @@ def report(rounds: list[Round], args: argparse.Namespace) -> Report:
             f"GraphQL at least {TARGET_RATIO:g} of the plain route's requests/s, the same anonymous query "
             "(answer reused within the market step)",
             ratio >= TARGET_RATIO,
-            f"{ratio:.2f}: {graphql.median('rate'):,.0f} against {plain.median('rate'):,.0f}",
+            f"{ratio:.2f}: {graphql.median(Round.rate):,.0f} against {plain_rate:,.0f}",
         ),
         Target(
             f"GraphQL at least {TARGET_RATIO:g} of the plain route's requests/s, executed every time (`no-cache`)",
             fresh_ratio >= TARGET_RATIO,
-            f"{fresh_ratio:.2f}: {fresh.median('rate'):,.0f} against {plain.median('rate'):,.0f}",
+            f"{fresh_ratio:.2f}: {fresh.median(Round.rate):,.0f} against {plain_rate:,.0f}",
         ),
     ]
     return Report(setup, [table, each], lines, targets, figures)
@@ -318,8 +333,7 @@ def main(argv: list[str] | None = None) -> None:
     if min(args.connections, args.rounds) < 1 or args.seconds <= 0 or args.warmup < 0:
         parser.error("--connections and --rounds must be at least 1, --seconds positive, --warmup not negative")
     with TemporaryDirectory() as data:
-        environment = clean_environment(DATA_DIR=data, RATE_LIMIT_ANONYMOUS_PER_MINUTE=str(10**9))
-        with running(environment) as server:
+        with running(bench_environment(DATA_DIR=data)) as server:
             check_same_answer(server.base_url)
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
                 rounds = runner.run(_rounds(server.base_url, server.process.pid, args))

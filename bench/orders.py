@@ -22,10 +22,10 @@ from tempfile import TemporaryDirectory
 
 import httpx
 
-from bench.measure import cpu_seconds, percentile
+from bench.measure import bench_environment, cpu_seconds, percentile
 from bench.report import Report, Table, Target, add_common_options, parse_args
 from tests.utils.accounts import bearer, register
-from tests.utils.processes import clean_environment, run_server
+from tests.utils.processes import run_server
 
 SECONDS = 10.0
 CLIENTS = 16
@@ -176,17 +176,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(parser, argv, QUICK)
     if args.seconds <= 0 or args.clients < 1 or args.warmup < 0:
         parser.error("--seconds must be positive, --clients at least 1 and --warmup not negative")
-    unlimited = str(10**9)
-    environment = clean_environment(
-        MARKET_HOURS="always",
-        RATE_LIMIT_USER_PER_MINUTE=unlimited,
-        RATE_LIMIT_ORDERS_PER_MINUTE=unlimited,
-        RATE_LIMIT_ANONYMOUS_PER_MINUTE=unlimited,
-        PASSWORD_HASH_TIME_COST="1",  # sign-ups are not what is measured
-        PASSWORD_HASH_MEMORY_KIB="8192",
-        ACCESS_TOKEN_MINUTES=str(24 * 60),  # long runs keep their tokens
-        PAPER_STARTING_CASH=str(STARTING_CASH),
-        RISK_MAX_POSITION_NOTIONAL=str(MAX_POSITION_NOTIONAL),
+    environment = bench_environment(
+        PAPER_STARTING_CASH=str(STARTING_CASH), RISK_MAX_POSITION_NOTIONAL=str(MAX_POSITION_NOTIONAL)
     )
     with TemporaryDirectory() as tmp, run_server(Path(tmp), env=environment) as server:
         report = asyncio.run(measure(server.base_url, args.seconds, args.clients, args.warmup, server.process.pid))

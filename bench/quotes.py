@@ -11,7 +11,6 @@ import asyncio
 import statistics
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
@@ -20,7 +19,7 @@ from server.api.context import Context
 from server.api.schema import schema
 from server.brokers.paper.clock import ManualClock
 from server.services import Services, run_services
-from server.settings import Settings
+from tests.utils.factories import make_clock, make_settings
 
 ROUNDS = 5
 ROUND_SECONDS = 1.0
@@ -43,14 +42,10 @@ async def _median_rate(operation: Callable[[], Awaitable[object]], rounds: int, 
 
 
 async def measure(rounds: int, seconds: float) -> Report:
-    clock = ManualClock(datetime(2026, 11, 23, 15, tzinfo=UTC))
     with TemporaryDirectory() as tmp:
-        settings = Settings(  # type: ignore[call-arg]
-            _env_file=None,
-            data_dir=Path(tmp),
-            rate_limit_anonymous_per_minute=10**9,  # measure the limiter's cost, not its refusals
-        )
-        async with run_services(settings, clock=clock) as services:
+        # An unlimited anonymous rate limit: the limiter's cost is measured, not its refusals.
+        settings = make_settings(Path(tmp), rate_limit_anonymous_per_minute=10**9)
+        async with run_services(settings, clock=make_clock()) as services:
             return await _measure(services, rounds, seconds)
 
 

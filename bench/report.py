@@ -48,8 +48,14 @@ class Target:
     met: bool
     measured: str  # the figure it was judged on, e.g. "55 orders/s"
 
+    def verdict(self, markdown: bool = False) -> str:
+        """'met', or 'NOT met' ('**not met**' in Markdown)."""
+        if self.met:
+            return "met"
+        return "**not met**" if markdown else "NOT met"
+
     def line(self) -> str:
-        return f"target: {self.what}: {'met' if self.met else 'NOT met'} ({self.measured})"
+        return f"target: {self.what}: {self.verdict()} ({self.measured})"
 
 
 @dataclass
