@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 from starlette.applications import Starlette
 
@@ -24,6 +23,7 @@ from server.metrics.registry import MAX_OPERATION_NAMES
 from tests.utils.accounts import PASSWORD, as_user, login, register
 from tests.utils.factories import make_settings
 from tests.utils.graphql import error_codes, execute
+from tests.utils.metrics import parse, scrape, value
 from tests.utils.trading import place
 
 pytestmark = pytest.mark.anyio
@@ -34,29 +34,6 @@ ME = "{ me { id } }"
 PLACE_UNSIGNED = 'mutation Place { placeOrder(input: {symbol: "AAPL", side: BUY, qty: "1"}) { order { id } } }'
 REMOTE = ("203.0.113.9", 40000)  # TEST-NET-3: never a real peer
 LOOPBACK = ("127.0.0.1", 40000)
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def parse(text: str) -> Samples:
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    """The sum of `name`'s samples whose labels include `labels` (0 when there is none)."""
-    wanted = set(labels.items())
-    return sum(v for (sample, tags), v in samples.items() if sample == name and wanted <= tags)
-
-
-async def scrape(client: httpx.AsyncClient, **headers: str) -> Samples:
-    response = await client.get("/metrics", headers=headers)
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain")
-    return parse(response.text)
 
 
 @asynccontextmanager

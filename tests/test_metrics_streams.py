@@ -15,9 +15,9 @@ from websockets.exceptions import InvalidStatus
 
 from server.brokers.alpaca.broker import AlpacaBroker
 from server.brokers.paper.clock import ManualClock
-from tests.test_metrics import Samples, parse, value
 from tests.utils.accounts import register
 from tests.utils.facade import KEY_ID, SECRET_KEY, Facade, serve_facade
+from tests.utils.metrics import Samples, parse, scrape, value
 from tests.utils.paper import paper_world
 from tests.utils.streams import (
     LEGACY_WS,
@@ -32,12 +32,6 @@ from tests.utils.streams import (
 pytestmark = pytest.mark.anyio
 WAIT_SECONDS = 5.0
 QUOTES = "subscription Quotes($symbols: [String!]!) { quotes(symbols: $symbols) { symbol bidPrice } }"
-
-
-async def scrape(http: httpx.AsyncClient) -> Samples:
-    response = await http.get("/metrics")
-    assert response.status_code == 200, response.text
-    return parse(response.text)
 
 
 async def scrape_until(http: httpx.AsyncClient, settled: Callable[[Samples], bool]) -> Samples:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
 from server.api import answers
@@ -18,6 +17,7 @@ from server.brokers.paper.clock import ManualClock
 from tests.api.test_quotes import CountingQuoteSource, replace_quote_source
 from tests.utils.factories import make_settings
 from tests.utils.graphql import error_codes
+from tests.utils.metrics import parse, value
 
 pytestmark = pytest.mark.anyio
 
@@ -189,22 +189,12 @@ async def test_reused_answers_count_against_the_callers_rate_limit_and_in_the_me
 
     assert [error_codes(answer) for answer in answers] == [[], [], [], ["RATE_LIMITED"]]
     assert len(quote_batches) == 1  # the second and third were reused
-    operations = {
-        sample.labels["outcome"]: sample.value
-        for family in text_string_to_metric_families(metrics)
-        if family.name == "graphql_operations"
-        for sample in family.samples
-        if sample.name == "graphql_operations_total" and sample.labels["type"] == "query"
-    }
-    assert operations == {"ok": 3.0, "RATE_LIMITED": 1.0}
-    refusals = [
-        sample.value
-        for family in text_string_to_metric_families(metrics)
-        if family.name == "rate_limit_rejections"
-        for sample in family.samples
-        if sample.name == "rate_limit_rejections_total" and sample.labels["limiter"] == "anonymous"
-    ]
-    assert refusals == [1.0]  # counted once, though the refused request was checked twice
+    samples = parse(metrics)
+    ok, refused = ({"type": "query", "outcome": outcome} for outcome in ("ok", "RATE_LIMITED"))
+    assert value(samples, "graphql_operations_total", **ok) == 3
+    assert value(samples, "graphql_operations_total", **refused) == 1
+    # counted once, though the refused request was checked twice
+    assert value(samples, "rate_limit_rejections_total", limiter="anonymous") == 1
 
 
 @pytest.mark.parametrize(
