@@ -20,7 +20,7 @@ from decimal import Decimal
 from server.brokers.base import NotFoundError, OrderRejectedError
 from server.brokers.domain import AssetClass, OrderSide, OrderStatus
 from server.brokers.paper.orders import PaperOrder
-from server.brokers.paper.resting import RestingOrders
+from server.brokers.paper.resting import RestingOrders, by_arrival
 
 ZERO = Decimal(0)
 
@@ -36,7 +36,6 @@ class OrderBook:
         self._open_options: dict[str, PaperOrder] = {}
         self._expiries: list[tuple[datetime, int, PaperOrder]] = []
         self._arrivals = itertools.count()
-        self._schedulings = itertools.count()  # ties in the expiry heap; never compares orders
         self.resting = RestingOrders()
 
     def check_client_order_id(self, account_id: str, client_order_id: str | None) -> None:
@@ -103,20 +102,22 @@ class OrderBook:
         return self._orders[account_id].values()
 
     def expires(self, order: PaperOrder) -> None:
-        """Schedule the open order's expiry (call again whenever `expires_at` changes)."""
+        """Schedule the open order's expiry (call again whenever `expires_at` changes).
+
+        Entries tie on (expires_at, seq) only when they are the same order's, so the heap
+        never compares two orders."""
         if order.expires_at is not None:
-            heapq.heappush(self._expiries, (order.expires_at, next(self._schedulings), order))
+            heapq.heappush(self._expiries, (order.expires_at, order.seq, order))
 
     def expiring(self, moment: datetime) -> list[PaperOrder]:
         """The open orders whose expiry has come by `moment`, in arrival order."""
-        due: list[PaperOrder] = []
+        due: dict[int, PaperOrder] = {}  # an expiry moved away and back is scheduled twice
         expiries = self._expiries
         while expiries and expiries[0][0] <= moment:
-            expires_at, _, order = heapq.heappop(expiries)
+            expires_at, seq, order = heapq.heappop(expiries)
             if order.is_open and order.expires_at == expires_at:
-                due.append(order)
-        due.sort(key=lambda order: order.seq)
-        return due
+                due[seq] = order
+        return sorted(due.values(), key=by_arrival)
 
     def open_options(self) -> list[PaperOrder]:
         return list(self._open_options.values())

@@ -44,7 +44,7 @@ from server.brokers.paper.ids import new_id
 from server.brokers.paper.instruments import Instrument, Instruments
 from server.brokers.paper.market import MarketSimulator
 from server.brokers.paper.orders import PaperOrder, exit_legs, validate_request
-from server.decimals import canonical_decimal
+from server.decimals import QTY_PLACES, canonical_decimal
 
 ZERO = Decimal(0)
 DEFAULT_STARTING_CASH = Decimal(100000)
@@ -305,8 +305,10 @@ class PaperExchange:
         new.reserved = holds
         new.legs, old.legs = old.legs, []
         for leg in new.legs:  # the exits now belong to the new order, and expire with it
-            leg.parent_id, leg.expires_at = new.id, expires_at
-            self.book.expires(leg)
+            leg.parent_id = new.id
+            if leg.expires_at != expires_at:
+                leg.expires_at = expires_at
+                self.book.expires(leg)
         old.replaced_by, old.replaced_at = new.id, now
         self._close(old, OrderStatus.REPLACED, TradeEvent.REPLACED, cascade=False)
         if old.parent_id:
@@ -330,7 +332,7 @@ class PaperExchange:
         if percentage is not None:
             if not 0 < percentage <= 100:
                 raise OrderRejectedError("percentage must be between 0 and 100", field="percentage")
-            amount = canonical_decimal((amount * percentage / 100).quantize(Decimal("0.000000001")))
+            amount = canonical_decimal((amount * percentage / 100).quantize(QTY_PLACES))
         elif qty is not None:
             if not 0 < qty <= amount:
                 raise InsufficientQtyError(qty, amount)
@@ -418,7 +420,7 @@ class PaperExchange:
         triggered = order.triggered
         fill = matching.match(order, quote) if market_open else None
         if order.triggered is not triggered and order.is_open:  # a stop now trades as market or limit
-            self.book.resting.triggered(order)
+            self.book.resting.refile(order)
         if fill is not None:
             self._fill(order, fill, quote.timestamp)
         if immediate and tif in {TimeInForce.IOC, TimeInForce.FOK} and order.is_open:
@@ -464,6 +466,7 @@ class PaperExchange:
             for leg in order.legs:
                 if leg.status is OrderStatus.HELD:
                     leg.status, leg.updated_at = OrderStatus.NEW, self.now()
+                    self.book.resting.refile(leg)  # held, it was counted but not filed
                     self._emit(leg, TradeEvent.NEW)
                     self._work(leg)
 

@@ -14,11 +14,15 @@ its quote can reach:
   quote) are worked at every step.
 
 Entries are taken out when their order comes up and put back, reclassified, while it is
-still open. A stop that triggers between steps (on arrival, or an exit leg released by its
-entry's fill) is filed again under its new class at once: each filing bumps the order's
-`filed` number, and an entry whose number is no longer the order's is skipped. An order
-closed while waiting stays in its heap until it comes up or the symbol's heaps are
-compacted, so closing costs nothing here.
+still open. An order whose class changes outside of that (a stop triggered on arrival or
+while worked) is filed again under its new class at once: each filing bumps the order's
+`filed` number, an entry whose number is no longer the order's is skipped, and an order
+refiled while it was taken out is not put back. Held exit legs cannot trade: they are
+counted as open but filed only once released. Until then a step takes them with their
+entry, whose fill can release them, so that a leg released in a step still has its turn
+in it, as every open order has. An order closed while waiting stays in its
+heap until it comes up or the symbol's heaps are compacted, so closing costs nothing here;
+a symbol leaves the index with its last open order.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable
 from decimal import Decimal
+from operator import attrgetter
 
-from server.brokers.domain import OrderSide, OrderType, Quote
+from server.brokers.domain import OrderSide, OrderStatus, OrderType, Quote
 from server.brokers.paper.orders import PaperOrder
 
 QuoteOf = Callable[[str], Quote]
@@ -36,6 +41,7 @@ QuoteOf = Callable[[str], Quote]
 Entry = tuple[Decimal, int, int, PaperOrder]
 # Compact a symbol's heaps once they hold this many entries more than twice its open orders.
 COMPACT_SLACK = 64
+by_arrival = attrgetter("seq")
 
 
 class _SymbolOrders:
@@ -55,7 +61,7 @@ class _SymbolOrders:
         order.filed += 1
         filed = order.filed
         if order.type is OrderType.MARKET or order.type is OrderType.TRAILING_STOP:
-            self.every_step[order.seq] = order
+            self._every_step(order)
         elif order.type is OrderType.LIMIT or (order.triggered and order.type is OrderType.STOP_LIMIT):
             limit = order.limit_price
             assert limit is not None
@@ -64,7 +70,7 @@ class _SymbolOrders:
             else:
                 heapq.heappush(self.sell_limits, (limit, order.seq, filed, order))
         elif order.triggered:  # a stop that has triggered is a market order now
-            self.every_step[order.seq] = order
+            self._every_step(order)
         else:
             stop = order.stop_price
             assert stop is not None
@@ -72,6 +78,11 @@ class _SymbolOrders:
                 heapq.heappush(self.buy_stops, (stop, order.seq, filed, order))
             else:
                 heapq.heappush(self.sell_stops, (-stop, order.seq, filed, order))
+
+    def _every_step(self, order: PaperOrder) -> None:
+        if order.seq in self.every_step:  # filed there again (a trailing stop triggered on arrival): one entry
+            self.entries -= 1
+        self.every_step[order.seq] = order
 
     def take(self, quote: Quote, taken: list[PaperOrder]) -> None:
         """Move every order this quote can reach into `taken`."""
@@ -109,12 +120,15 @@ class RestingOrders:
 
     def __init__(self) -> None:
         self._symbols: dict[str, _SymbolOrders] = {}
+        self._taken: dict[int, int] = {}  # seq -> `filed` number of each order `take` handed out
 
     def add(self, order: PaperOrder) -> None:
-        """Index a newly open order (it stays counted until `closed`)."""
+        """Index a newly open order (it stays counted until `closed`); a held exit leg is
+        filed once released, with `refile`."""
         orders = self._of(order.symbol)
         orders.open_count += 1
-        orders.add(order)
+        if order.status is not OrderStatus.HELD:
+            orders.add(order)
 
     def _of(self, symbol: str) -> _SymbolOrders:
         orders = self._symbols.get(symbol)
@@ -126,30 +140,33 @@ class RestingOrders:
         orders = self._symbols.get(order.symbol)
         if orders is not None:
             orders.open_count -= 1
-            orders.compact_if_sparse()
+            if orders.open_count <= 0:
+                del self._symbols[order.symbol]
+            else:
+                orders.compact_if_sparse()
 
     def take(self, quote_of: QuoteOf) -> list[PaperOrder]:
         """The open orders the current quotes can reach, in arrival order, out of the
         index: give them back with `put_back` once they have been worked."""
-        for symbol in [symbol for symbol, orders in self._symbols.items() if orders.open_count <= 0]:
-            del self._symbols[symbol]
         quotes = [(orders, quote_of(symbol)) for symbol, orders in self._symbols.items()]  # before any is taken
         taken: list[PaperOrder] = []
         for orders, quote in quotes:
             orders.take(quote, taken)
         taken = [order for order in taken if order.is_open]
-        taken.sort(key=_arrival)
+        self._taken = {order.seq: order.filed for order in taken}
+        taken += [leg for order in taken if order.legs for leg in order.legs if leg.status is OrderStatus.HELD]
+        taken.sort(key=by_arrival)
         return taken
 
-    def triggered(self, order: PaperOrder) -> None:
-        """File an open stop again under what it is once triggered (a market or limit order)."""
+    def refile(self, order: PaperOrder) -> None:
+        """File an open order again under what it is now: a stop once triggered (a market or
+        limit order), an exit leg once released."""
         self._of(order.symbol).add(order)
 
     def put_back(self, orders: list[PaperOrder]) -> None:
+        """Give back what `take` handed out, but for orders closed or refiled meanwhile (held
+        legs, which were not filed, stay out)."""
+        taken, self._taken = self._taken, {}
         for order in orders:
-            if order.is_open:
+            if order.is_open and taken.get(order.seq) == order.filed:
                 self._of(order.symbol).add(order)
-
-
-def _arrival(order: PaperOrder) -> int:
-    return order.seq

@@ -8,6 +8,7 @@ the same trade updates, in the same order, with the same fills.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -18,9 +19,11 @@ from hypothesis import strategies as st
 from server.brokers.base import BrokerError
 from server.brokers.domain import (
     NEW_YORK,
+    AssetClass,
     OrderClass,
     OrderRequest,
     OrderSide,
+    OrderStatus,
     OrderType,
     ReplaceRequest,
     StopLoss,
@@ -31,8 +34,8 @@ from server.brokers.domain import (
 from server.brokers.paper.book import OrderBook
 from server.brokers.paper.calendar import AlwaysOpenCalendar, MarketCalendar, NyseCalendar
 from server.brokers.paper.orders import PaperOrder
-from server.brokers.paper.resting import RestingOrders
-from tests.utils.paper import PaperWorld, paper_world
+from server.brokers.paper.resting import COMPACT_SLACK, RestingOrders
+from tests.utils.paper import PaperWorld, lowest_bid_ahead, paper_world
 
 SYMBOLS = ["AAPL", "F", "SPY"]
 CENT = Decimal("0.01")
@@ -197,9 +200,29 @@ def described(update: TradeUpdate, ids: dict[str, int]) -> tuple[object, ...]:
 def test_the_index_works_the_orders_every_open_order_would(
     calendar: MarketCalendar, seed: int, script: list[tuple[str, object]]
 ) -> None:
-    indexed = run(rich_world(seed, calendar), script)
+    world = rich_world(seed, calendar)
+    indexed = run(world, script)
     plain = run(plain_world(seed, calendar), script)
     assert indexed == plain
+    assert_index_consistent(world)
+
+
+def assert_index_consistent(world: PaperWorld) -> None:
+    """Between steps: each open order has exactly one live entry (a held leg none), the
+    counts match what the symbol holds, and no symbol is kept without open orders."""
+    open_orders = world.exchange.book.open_orders()
+    index = world.exchange.book.resting._symbols
+    assert set(index) == {order.symbol for order in open_orders}
+    live: Counter[int] = Counter()
+    for symbol, orders in index.items():
+        heaps = (orders.buy_limits, orders.sell_limits, orders.buy_stops, orders.sell_stops)
+        assert orders.entries == sum(map(len, heaps)) + len(orders.every_step)
+        assert orders.open_count == sum(order.symbol == symbol for order in open_orders)
+        live.update(seq for heap in heaps for _, seq, filed, order in heap if order.is_open and filed == order.filed)
+        live.update(seq for seq, order in orders.every_step.items() if order.is_open)
+    assert {order.seq: live[order.seq] for order in open_orders} == {
+        order.seq: 0 if order.status is OrderStatus.HELD else 1 for order in open_orders
+    }
 
 
 def test_a_step_takes_only_the_orders_its_quote_can_fill() -> None:
@@ -241,6 +264,23 @@ def test_a_stop_triggered_on_arrival_trades_as_what_it_became(seed: int, kind: O
     assert run_stop(rich_world(seed, calendar)) == run_stop(plain_world(seed, calendar))
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_exit_legs_released_in_a_step_have_their_turn_in_it(seed: int) -> None:
+    """An entry filling in a step releases its held legs, which are worked at once and then,
+    like every order open when the step began, in their turn (here a stop-loss triggered at
+    once and larger than the displayed size), though the index does not file held legs."""
+
+    def run_bracket(world: PaperWorld) -> list[tuple[object, ...]]:
+        drawn = ("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY, 1, 0, "bracket", 2500)
+        world.exchange.submit(world.account_id, request_for(world, drawn))  # fills over a few steps
+        world.step(1, times=30)
+        ids: dict[str, int] = {}
+        return [described(update, ids) for update in world.updates]
+
+    calendar = AlwaysOpenCalendar()
+    assert run_bracket(rich_world(seed, calendar)) == run_bracket(plain_world(seed, calendar))
+
+
 def test_a_listener_failing_mid_step_leaves_every_order_to_be_worked_on() -> None:
     world = paper_world(starting_cash=Decimal(10**9))
     exchange = world.exchange
@@ -269,12 +309,161 @@ def test_closed_orders_leave_the_index_once_it_is_mostly_stale() -> None:
     world = paper_world()
     exchange = world.exchange
     ask = exchange.quote("AAPL").ask_price
+    far = OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=Decimal(1), limit_price=ask / 2)
+    exchange.submit(world.account_id, far)  # stays open, so the symbol stays in the index
     for _ in range(300):
-        order = exchange.submit(
-            world.account_id,
-            OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=Decimal(1), limit_price=ask / 2),
-        )
+        order = exchange.submit(world.account_id, far)
         exchange.cancel(world.account_id, order.id)
     symbol_orders = exchange.book.resting._symbols["AAPL"]
-    assert symbol_orders.open_count == 0
-    assert symbol_orders.entries <= 64  # canceled far from the market, they were compacted away
+    assert symbol_orders.open_count == 1
+    # canceled far from the market, they were compacted away
+    assert symbol_orders.entries <= 2 * symbol_orders.open_count + COMPACT_SLACK
+
+
+def test_a_symbol_leaves_the_index_with_its_last_open_order() -> None:
+    world = paper_world()
+    exchange = world.exchange
+    ask = exchange.quote("AAPL").ask_price
+    far = OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=Decimal(1), limit_price=ask / 2)
+    placed = [exchange.submit(world.account_id, far).id for _ in range(3)]
+    assert exchange.book.resting._symbols["AAPL"].open_count == 3
+    for order_id in placed:
+        exchange.cancel(world.account_id, order_id)
+    assert "AAPL" not in exchange.book.resting._symbols
+
+
+def index_entries(world: PaperWorld, symbol: str) -> list[PaperOrder]:
+    """Every order the symbol's index holds an entry for, stale entries included."""
+    orders = world.exchange.book.resting._symbols[symbol]
+    heaps = (orders.buy_limits, orders.sell_limits, orders.buy_stops, orders.sell_stops)
+    return [entry[3] for heap in heaps for entry in heap] + list(orders.every_step.values())
+
+
+def test_a_stop_triggered_during_a_step_is_filed_once() -> None:
+    """Triggered while worked, it is filed under its new class there; putting the step's
+    orders back must not file it a second time."""
+    world = paper_world()
+    exchange = world.exchange
+    bid = exchange.quote("AAPL").bid_price
+    stop = lowest_bid_ahead(world, "AAPL", 600)
+    assert stop < bid  # not triggered on arrival: it triggers in one of the steps
+    kind = OrderType.STOP_LIMIT  # once triggered, a sell limit at twice the bid: it never fills
+    request = OrderRequest("AAPL", OrderSide.SELL, kind, qty=Decimal(1), stop_price=stop, limit_price=bid * 2)
+    order = exchange.book.get(world.account_id, exchange.submit(world.account_id, request).id)
+    assert order.filed == 1
+    world.step_until(lambda: order.triggered, limit=600)
+    assert order.filed == 2  # on arrival, and once triggered
+    assert index_entries(world, "AAPL") == [order]
+    assert exchange.book.resting._symbols["AAPL"].entries == 1
+
+
+def test_an_order_filed_again_in_the_every_step_set_is_one_entry() -> None:
+    """A trailing stop is worked at every step before and after it triggers (on arrival,
+    say, when a replacement takes over a water mark the price has already left)."""
+    request = OrderRequest(
+        "AAPL", OrderSide.SELL, OrderType.TRAILING_STOP, TimeInForce.GTC, qty=Decimal(1), trail_price=Decimal(1)
+    )
+    order = PaperOrder("acct", request, AssetClass.US_EQUITY, 1, OrderStatus.NEW, NEAR_CLOSE, seq=1)
+    resting = RestingOrders()
+    resting.add(order)
+    order.triggered = True
+    resting.refile(order)
+    symbol_orders = resting._symbols["AAPL"]
+    assert list(symbol_orders.every_step.values()) == [order]
+    assert symbol_orders.entries == 1
+
+
+def test_held_exit_legs_are_filed_only_once_released() -> None:
+    world = paper_world()
+    exchange = world.exchange
+    ask = exchange.quote("AAPL").ask_price
+    held = exchange.submit(  # the entry never fills; its take-profit is within reach at every step
+        world.account_id,
+        OrderRequest(
+            "AAPL",
+            OrderSide.BUY,
+            OrderType.LIMIT,
+            TimeInForce.GTC,
+            qty=Decimal(1),
+            limit_price=(ask / 2).quantize(CENT),
+            order_class=OrderClass.BRACKET,
+            take_profit=TakeProfit((ask * Decimal("0.6")).quantize(CENT)),
+            stop_loss=StopLoss((ask * Decimal("0.4")).quantize(CENT)),
+        ),
+    )
+    parent = exchange.book.get(world.account_id, held.id)
+    world.step(1, times=5)
+    assert [leg.status for leg in parent.legs] == ["held", "held"]
+    assert [leg.filed for leg in parent.legs] == [0, 0]
+    assert index_entries(world, "AAPL") == [parent]
+    assert exchange.book.resting._symbols["AAPL"].open_count == 3  # held legs are open all the same
+
+    released = exchange.submit(  # the entry fills at once and releases its legs, both out of reach
+        world.account_id,
+        OrderRequest(
+            "SPY",
+            OrderSide.BUY,
+            OrderType.MARKET,
+            TimeInForce.GTC,
+            qty=Decimal(1),
+            order_class=OrderClass.BRACKET,
+            take_profit=TakeProfit((exchange.quote("SPY").ask_price * Decimal("1.5")).quantize(CENT)),
+            stop_loss=StopLoss((exchange.quote("SPY").bid_price * Decimal("0.5")).quantize(CENT)),
+        ),
+    )
+    legs = exchange.book.get(world.account_id, released.id).legs
+    assert [leg.status for leg in legs] == ["new", "new"]
+    assert [leg.filed for leg in legs] == [1, 1]
+    symbol_orders = exchange.book.resting._symbols["SPY"]
+    assert [entry[3] for entry in symbol_orders.sell_limits] == [legs[0]]
+    assert [entry[3] for entry in symbol_orders.sell_stops] == [legs[1]]
+
+
+def test_replacing_an_entry_leaves_its_legs_expiry_scheduled_once() -> None:
+    world = paper_world()
+    exchange = world.exchange
+    ask = exchange.quote("AAPL").ask_price
+    bracket = exchange.submit(
+        world.account_id,
+        OrderRequest(
+            "AAPL",
+            OrderSide.BUY,
+            OrderType.LIMIT,
+            TimeInForce.DAY,
+            qty=Decimal(1),
+            limit_price=(ask / 2).quantize(CENT),
+            order_class=OrderClass.BRACKET,
+            take_profit=TakeProfit((ask * Decimal("0.6")).quantize(CENT)),
+            stop_loss=StopLoss((ask * Decimal("0.4")).quantize(CENT)),
+        ),
+    )
+    assert len(exchange.book._expiries) == 3
+    exchange.replace(world.account_id, bracket.id, ReplaceRequest(limit_price=(ask * Decimal("0.55")).quantize(CENT)))
+    assert len(exchange.book._expiries) == 4  # the replacement's; the legs' expiry did not change
+
+
+def test_a_leg_whose_expiry_comes_back_is_due_once() -> None:
+    """A leg's expiry moved away and back to the same moment is scheduled twice, but due once."""
+    world = rich_world(0, NyseCalendar())
+    exchange = world.exchange
+    ask = exchange.quote("AAPL").ask_price
+    bracket = exchange.submit(
+        world.account_id,
+        OrderRequest(
+            "AAPL",
+            OrderSide.BUY,
+            OrderType.LIMIT,
+            TimeInForce.DAY,
+            qty=Decimal(1),
+            limit_price=(ask / 2).quantize(CENT),
+            order_class=OrderClass.BRACKET,
+            take_profit=TakeProfit((ask * Decimal("0.6")).quantize(CENT)),
+            stop_loss=StopLoss((ask * Decimal("0.4")).quantize(CENT)),
+        ),
+    )
+    gtc = exchange.replace(world.account_id, bracket.id, ReplaceRequest(time_in_force=TimeInForce.GTC))
+    day = exchange.replace(world.account_id, gtc.id, ReplaceRequest(time_in_force=TimeInForce.DAY))
+    entry = exchange.book.get(world.account_id, day.id)
+    assert entry.expires_at is not None
+    assert all(leg.expires_at == entry.expires_at for leg in entry.legs)
+    assert exchange.book.expiring(entry.expires_at) == [*entry.legs, entry]  # in arrival order, each once
