@@ -23,7 +23,7 @@ from server.brokers.streaming import Channel, Family, MarketEvent, MarketFeed
 from server.metrics import Metrics, UpstreamStream
 from server.metrics.labels import provider_of
 from server.streams.backoff import Backoff
-from server.streams.mailbox import Mailbox
+from server.streams.mailbox import Mailbox, Receiver
 from server.streams.runner import FeedFailure, FeedRunner
 
 logger = logging.getLogger(__name__)
@@ -49,12 +49,19 @@ class MarketSubscription:
     """One GraphQL subscription's share of a user's feeds."""
 
     keys: frozenset[StreamKey]
-    mailbox: Mailbox[MarketEvent] = field(default_factory=Mailbox)
+    receiver: Receiver[MarketEvent] = field(default_factory=Mailbox)
     _release: Callable[[MarketSubscription], None] | None = None
 
     @property
     def families(self) -> set[Family]:
         return {Family.of(symbol) for _, symbol in self.keys}
+
+    @property
+    def mailbox(self) -> Mailbox[MarketEvent]:
+        """The subscription's mailbox, when its values wait in one (the default receiver)."""
+        if not isinstance(self.receiver, Mailbox):
+            raise TypeError("this subscription delivers to its own receiver, not a mailbox")
+        return self.receiver
 
     async def events(self) -> AsyncIterator[MarketEvent]:
         """Each update once it arrives; raises FeedFailure if the upstream refuses us."""
@@ -106,7 +113,7 @@ class _UserStreams:
             self.counts[key] += 1
             self.routes.setdefault(key, set()).add(subscription)
             if key in self.latest:
-                subscription.mailbox.put(key, self.latest[key])
+                subscription.receiver.put(key, self.latest[key])
         self._update_feeds(subscription.families)
 
     def remove(self, subscription: MarketSubscription) -> None:
@@ -151,7 +158,7 @@ class _UserStreams:
                 continue  # unsubscribed meanwhile
             self.latest[key] = event
             for subscription in subscribers:
-                subscription.mailbox.put(key, event)
+                subscription.receiver.put(key, event)
 
     def _failed(self, runner: FeedRunner, failure: FeedFailure) -> None:
         """The upstream refused us: every subscription on that feed ends with the reason.
@@ -166,7 +173,7 @@ class _UserStreams:
             for subscription in subscribers
         }
         for subscription in failed:
-            subscription.mailbox.fail(failure)
+            subscription.receiver.fail(failure)
             subscription.close()
         if self.runners.get(family) is runner:
             del self.runners[family]
@@ -189,14 +196,19 @@ class StreamHub:
         self._users: dict[ConnectionRef, _UserStreams] = {}
 
     def subscribe(
-        self, ref: ConnectionRef, wanted: Mapping[Channel, Iterable[str]], feeds: FeedFactory
+        self,
+        ref: ConnectionRef,
+        wanted: Mapping[Channel, Iterable[str]],
+        feeds: FeedFactory,
+        receiver: Receiver[MarketEvent] | None = None,
     ) -> MarketSubscription:
-        """Raises SymbolLimitError (nothing changes) or the feed factory's error."""
+        """Raises SymbolLimitError (nothing changes) or the feed factory's error. Events go
+        to `receiver`, or else to a Mailbox of the subscription's own (`events()`)."""
         keys = frozenset((channel, symbol) for channel, symbols in wanted.items() for symbol in symbols)
         streams = self._users.get(ref)
         if streams is None:
             streams = _UserStreams(self, ref, feeds)
-        subscription = MarketSubscription(keys)
+        subscription = MarketSubscription(keys) if receiver is None else MarketSubscription(keys, receiver)
         streams.add(subscription)  # raises before anything is registered
         subscription._release = streams.remove
         self._users[ref] = streams

@@ -8,9 +8,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Hashable
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 V = TypeVar("V")
+V_contra = TypeVar("V_contra", contravariant=True)
+
+
+class Receiver(Protocol[V_contra]):
+    """Where a stream's values go: a Mailbox a task waits on, or a sink that handles each
+    value as it is put (it must be cheap and must not block)."""
+
+    def put(self, key: Hashable, value: V_contra) -> None: ...
+
+    def fail(self, error: BaseException) -> None: ...
 
 
 class Mailbox(Generic[V]):

@@ -3,7 +3,8 @@
 Subscribers of one symbol share one execution result per tick (see execution.py): the
 `data` of every `next` message they get is the very same object, and only the operation
 id around it differs. Its JSON is made once, kept with the shared result, and spliced into
-each subscriber's message; every other message is encoded as Strawberry encodes it.
+each subscriber's message; every other message is encoded as Strawberry encodes it, but for
+messages delivered directly (direct.py), which come encoded already.
 """
 
 from __future__ import annotations
@@ -17,15 +18,26 @@ _COMPACT = json.JSONEncoder(separators=(",", ":"))  # as Strawberry encodes (mad
 # with separators builds a new encoder at every call)
 
 
-def _dumps(value: object) -> str:
+def encode_json(value: object) -> str:
     return _COMPACT.encode(value)
 
 
+class PreEncoded:
+    """A message whose JSON is made already (see direct.py): sent as it is."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
 def encode_message(message: object) -> str:
+    if isinstance(message, PreEncoded):
+        return message.text
     data = _streamed_data(message)
-    encoded = shared_results.encoded(data, _dumps) if data is not None else None
+    encoded = shared_results.encoded(data, encode_json) if data is not None else None
     if encoded is None:
-        return _dumps(message)
+        return encode_json(message)
     assert isinstance(message, dict)
     # The message's own keys in their own order: the bytes json.dumps would have made.
     fields = []
@@ -35,7 +47,7 @@ def encode_message(message: object) -> str:
         elif key == "type":  # one of _STREAMED_TYPES
             fields.append(f'"type":"{value}"')
         else:
-            fields.append(f"{_dumps(key)}:{_dumps(value)}")
+            fields.append(f"{encode_json(key)}:{encode_json(value)}")
     return "{" + ",".join(fields) + "}"
 
 

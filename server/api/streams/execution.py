@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any, cast
 
-from graphql import ExecutionResult, Executor
+from graphql import ExecutionResult, Executor, OperationType
+from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from server.api.context import Context, fresh_loaders
@@ -79,14 +81,30 @@ class _SharedResults:
 shared_results = _SharedResults(SHARED_RESULTS_KEPT)
 
 
+# The executor of the subscription the current task is setting up (its root field's
+# resolver is running): what direct delivery executes each event with (see direct.py).
+subscribing: ContextVar[SubscriptionExecutor | None] = ContextVar("subscribing", default=None)
+
+
 class SubscriptionExecutor(StrawberryGraphQLCoreExecutionContext):
     _per_event = False
     _variables_key: str | None = None
 
-    def build_per_event_executor(self, payload: Any) -> Executor:
+    @property
+    def variables_key(self) -> str:
         if self._variables_key is None:  # once per subscription: its variables never change
             self._variables_key = repr(sorted(self.variable_values.coerced.items()))
-        executor = super().build_per_event_executor(payload)  # a copy: it carries the key
+        return self._variables_key
+
+    def build_resolve_info(self, field_def: Any, field_nodes: Any, parent_type: Any, path: Path) -> Any:
+        info = super().build_resolve_info(field_def, field_nodes, parent_type, path)
+        if not self._per_event and path.prev is None and self.operation.operation is OperationType.SUBSCRIPTION:
+            subscribing.set(self)
+        return info
+
+    def build_per_event_executor(self, payload: Any) -> Executor:
+        self.variables_key  # noqa: B018  (made before the copy, so every event's copy carries it)
+        executor = super().build_per_event_executor(payload)
         executor._per_event = True  # type: ignore[attr-defined]
         return executor
 
@@ -95,16 +113,24 @@ class SubscriptionExecutor(StrawberryGraphQLCoreExecutionContext):
             return super().execute_operation(*args, **kwargs)
         payload = self.root_value
         if isinstance(payload, SHARED_PAYLOADS):
-            operation = self.operation
-            key = (id(payload), id(operation), self._variables_key or "")
-            found = shared_results.get(key, payload, operation)
-            if found is not None:
-                return found
-            result = super().execute_operation(*args, **kwargs)
-            if not self.is_awaitable(result) and not result.errors:  # market types resolve synchronously
-                shared_results.put(key, payload, operation, result)
-            return result
+            return self._shared(payload, lambda: super(SubscriptionExecutor, self).execute_operation(*args, **kwargs))
         return self._with_loaders(args, kwargs)
+
+    def shared_result(self, payload: object) -> ExecutionResult:
+        """A shared payload's result for this subscription, as each event would be executed
+        (`execute_subscription_event` on a per-event copy), but found before any copy is made."""
+        return self._shared(payload, lambda: _execute_event(self.build_per_event_executor(payload)))
+
+    def _shared(self, payload: object, execute: Callable[[], Any]) -> Any:
+        operation = self.operation
+        key = (id(payload), id(operation), self.variables_key)
+        found = shared_results.get(key, payload, operation)
+        if found is not None:
+            return found
+        result = execute()
+        if not self.is_awaitable(result) and not result.errors:  # market types resolve synchronously
+            shared_results.put(key, payload, operation, result)
+        return result
 
     async def _with_loaders(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ExecutionResult:
         context = self.context_value
@@ -116,3 +142,8 @@ class SubscriptionExecutor(StrawberryGraphQLCoreExecutionContext):
             if self.is_awaitable(result):
                 result = await cast(Awaitable[ExecutionResult], result)
         return cast(ExecutionResult, result)
+
+
+def _execute_event(executor: Executor) -> Any:
+    # The per-event copy's own lookup would miss again: execute past it.
+    return super(SubscriptionExecutor, cast(SubscriptionExecutor, executor)).execute_operation(False)

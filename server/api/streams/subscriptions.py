@@ -8,16 +8,18 @@ fresh one). Upstream refusals end it with the broker's reason as an error code.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import TypeVar
 
 import strawberry
 
 from server.api.auth import signed_in_claims, signed_in_user
 from server.api.context import Info, fresh_loaders
-from server.api.errors import ApiError, ErrorCode, bad_user_input
+from server.api.errors import bad_user_input
 from server.api.market.symbols import normalize_symbols
 from server.api.market.types import Quote
+from server.api.streams.direct import DirectStream, direct_target, expired
+from server.api.streams.execution import subscribing
 from server.api.streams.types import Bar, OrderUpdate, PortfolioUpdate, Trade, bar_of, quote_of, trade_of
 from server.brokers import domain
 from server.brokers.registry import ConnectionRef
@@ -37,10 +39,6 @@ async def _subscriber(info: Info) -> tuple[User, AccessClaims]:
     return user, signed_in_claims(info)
 
 
-def _expired() -> ApiError:
-    return ApiError(ErrorCode.UNAUTHENTICATED, "The access token has expired; subscribe again with a fresh one.")
-
-
 async def _until_expiry(info: Info, claims: AccessClaims, source: AsyncIterator[T]) -> AsyncIterator[T]:
     """`source`'s items until the token expires (checked by the clock on every item, and by
     a timer while waiting, so a quiet stream ends on time too)."""
@@ -48,16 +46,16 @@ async def _until_expiry(info: Info, claims: AccessClaims, source: AsyncIterator[
     while True:
         remaining = (claims.expires_at - clock.now()).total_seconds()
         if remaining <= 0:
-            raise _expired()
+            raise expired()
         try:
             async with asyncio.timeout(remaining):
                 item = await anext(source)
         except TimeoutError:
-            raise _expired() from None
+            raise expired() from None
         except StopAsyncIteration:
             return
         if claims.expires_at <= clock.now():
-            raise _expired()
+            raise expired()
         yield item
 
 
@@ -66,8 +64,14 @@ async def _connection(info: Info, user: User, connection_id: strawberry.ID | Non
 
 
 async def _market_events(
-    info: Info, channel: Channel, symbols: list[str], connection_id: strawberry.ID | None
-) -> AsyncIterator[MarketEvent]:
+    info: Info,
+    channel: Channel,
+    symbols: list[str],
+    connection_id: strawberry.ID | None,
+    convert: Callable[[MarketEvent], T],
+) -> AsyncIterator[T]:
+    """The subscription's payloads; over WebSocket they are delivered directly (direct.py)
+    and this only waits for the end."""
     services = info.context.services
     user, claims = await _subscriber(info)
     wanted = list(dict.fromkeys(normalize_symbols(symbols, limit=services.settings.max_symbols_per_request)))
@@ -78,16 +82,41 @@ async def _market_events(
     connection = await _connection(info, user, connection_id)
     broker = services.trading.broker(connection)
     await services.trading.call(broker.get_quotes(wanted))  # unknown symbols: BAD_USER_INPUT, before any stream
+    target, executor = direct_target.get(), subscribing.get()
+    direct = (
+        DirectStream(target, executor, convert, claims.expires_at, services.clock.now) if target and executor else None
+    )
     subscription = services.streams.subscribe(
         ConnectionRef(user.id, connection.id),
         {channel: wanted},
         lambda family: services.brokers.market_feed(connection, family),
+        receiver=direct,
     )
     try:
+        if direct is not None:
+            await direct.wait()
+            return
         async for event in _until_expiry(info, claims, subscription.events()):
-            yield event
+            yield convert(event)
     finally:
+        if direct is not None:
+            direct.close()
         subscription.close()
+
+
+def _quote(event: MarketEvent) -> Quote:
+    assert isinstance(event, domain.Quote)
+    return quote_of(event)
+
+
+def _trade(event: MarketEvent) -> Trade:
+    assert isinstance(event, domain.Trade)
+    return trade_of(event)
+
+
+def _bar(event: MarketEvent) -> Bar:
+    assert isinstance(event, domain.Bar)
+    return bar_of(event)
 
 
 @strawberry.type
@@ -98,25 +127,22 @@ class Subscription:
     async def quotes(
         self, info: Info, symbols: list[str], connection_id: strawberry.ID | None = None
     ) -> AsyncGenerator[Quote, None]:
-        async for event in _market_events(info, Channel.QUOTES, symbols, connection_id):
-            assert isinstance(event, domain.Quote)
-            yield quote_of(event)
+        async for quote in _market_events(info, Channel.QUOTES, symbols, connection_id, _quote):
+            yield quote
 
     @strawberry.subscription(description="Live trades as they print.")
     async def trades(
         self, info: Info, symbols: list[str], connection_id: strawberry.ID | None = None
     ) -> AsyncGenerator[Trade, None]:
-        async for event in _market_events(info, Channel.TRADES, symbols, connection_id):
-            assert isinstance(event, domain.Trade)
-            yield trade_of(event)
+        async for trade in _market_events(info, Channel.TRADES, symbols, connection_id, _trade):
+            yield trade
 
     @strawberry.subscription(description="Live one-minute bars of stocks, each as its minute closes.")
     async def bars(
         self, info: Info, symbols: list[str], connection_id: strawberry.ID | None = None
     ) -> AsyncGenerator[Bar, None]:
-        async for event in _market_events(info, Channel.BARS, symbols, connection_id):
-            assert isinstance(event, domain.Bar)
-            yield bar_of(event)
+        async for bar in _market_events(info, Channel.BARS, symbols, connection_id, _bar):
+            yield bar
 
     @strawberry.subscription(description="Every trade update of your orders, with the order as it now stands.")
     async def order_updates(self, info: Info) -> AsyncGenerator[OrderUpdate, None]:

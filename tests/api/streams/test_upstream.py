@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from server.api.streams.direct import DirectStream
 from server.brokers.paper.clock import ManualClock
 from server.brokers.streaming import Channel
 from server.streams.hub import MarketSubscription
@@ -127,14 +128,16 @@ async def test_a_client_that_stops_reading_does_not_hold_up_another(roomy_server
         async with ws_session(server.address, quick_user.access_token) as quick:
             quick_stream = Stream(quick, QUOTES, symbols=["AAPL"])
             await quick_stream.next()
-            slow_subscription = _only_subscription(server, slow_user.user_id)
+            slow_stream = _only_subscription(server, slow_user.user_id).receiver
+            assert isinstance(slow_stream, DirectStream)  # delivered through its connection's outbox
+            outbox = slow_stream.outbox
             for _ in range(100):
                 server.tick()
                 assert (await quick_stream.next(within=2.0))["quotes"]["symbol"] == "AAPL"
-                if slow_subscription.mailbox.replaced > 0:
+                if outbox.replaced > 0:
                     break
-            assert slow_subscription.mailbox.replaced > 0, "the slow client never fell behind"
-            assert len(slow_subscription.mailbox) <= len(symbols)  # one pending quote per symbol, at most
+            assert outbox.replaced > 0, "the slow client never fell behind"
+            assert len(outbox) <= len(symbols)  # one pending quote per symbol, at most
             for _ in range(5):  # and the quick client still gets every tick
                 server.tick()
                 assert (await quick_stream.next(within=2.0))["quotes"]["symbol"] == "AAPL"
