@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any
 
 from cross_web import HTTPException  # what Strawberry's views raise for HTTP errors
-from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -15,16 +13,11 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
-from strawberry.http.async_base_view import AsyncWebSocketAdapter
 from strawberry.subscriptions import (
     GRAPHQL_TRANSPORT_WS_PROTOCOL,
     GRAPHQL_WS_PROTOCOL,
     MULTIPART_SUBSCRIPTION_PROTOCOL,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler, Operation
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
-from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
 from strawberry.types import ExecutionResult
 
 from server.api import answers
@@ -35,83 +28,10 @@ from server.api.graphiql import graphiql_page
 from server.api.identity import authenticate, client_ip
 from server.api.origins import origin_allowed
 from server.api.schema import build_schema
-from server.api.streams.direct import DISCONNECTED, DirectTarget, Outbox, direct_target
-from server.api.streams.encoding import encode_json, encode_message
+from server.api.streams.encoding import encode_message
+from server.api.ws_handlers import LegacyWSHandler, TransportWSHandler
 from server.services import Services
 from server.settings import Settings
-
-
-def _subscription_limit(limit: int | None) -> dict[str, Any]:
-    return GraphQLError(
-        f"This connection already runs {limit} operations; complete one first.",
-        extensions={"code": ErrorCode.SUBSCRIPTION_LIMIT.value, "limit": limit},
-    ).formatted  # type: ignore[return-value]
-
-
-class DirectDelivery:
-    """A WebSocket connection's outbox, through which its market subscriptions are
-    delivered (server/api/streams/direct.py), made with the first of them."""
-
-    websocket: AsyncWebSocketAdapter
-    _outbox: Outbox | None = None
-
-    def offer_direct_delivery(self, message_start: str) -> None:
-        """Offer it to the operation the current task runs, whose messages start so."""
-        if self._outbox is None:
-            self._outbox = Outbox(self.websocket.send_json)
-        direct_target.set(DirectTarget(self._outbox, message_start))
-
-    def close_outbox(self) -> None:
-        if self._outbox is not None:
-            self._outbox.close()
-
-
-class TransportWSHandler(DirectDelivery, BaseGraphQLTransportWSHandler[Context, None]):
-    """graphql-transport-ws with a coded error when the connection's operation cap is
-    reached, and market subscriptions delivered directly."""
-
-    async def handle_subscribe(self, message: SubscribeMessage) -> None:
-        limit = self.max_subscriptions_per_connection
-        full = limit is not None and len(self.operations) >= limit
-        if self.connection_acknowledged and message["id"] not in self.operations and full:
-            await self.send_message({"id": message["id"], "type": "error", "payload": [_subscription_limit(limit)]})
-            return
-        await super().handle_subscribe(message)
-
-    async def run_operation(self, operation: Operation[Context, None]) -> None:
-        self.offer_direct_delivery(f'{{"id":{encode_json(operation.id)},"type":"next","payload":{{"data":')
-        await super().run_operation(operation)
-
-    async def shutdown(self) -> None:
-        self.close_outbox()
-        await super().shutdown()
-
-    async def handle_task_exception(self, error: Exception) -> None:
-        if isinstance(error, DISCONNECTED):
-            return  # the client left with operations running: nothing went wrong here
-        await super().handle_task_exception(error)
-
-
-class LegacyWSHandler(DirectDelivery, BaseGraphQLWSHandler[Context, None]):
-    """Legacy graphql-ws, with the same coded error at the cap and the same direct delivery."""
-
-    async def handle_start(self, message: StartMessage) -> None:
-        limit = self.max_subscriptions_per_connection
-        full = limit is not None and len(self.tasks) >= limit
-        if self.connection_acknowledged and message["id"] not in self.tasks and full:
-            await self.send_message({"type": "error", "id": message["id"], "payload": _subscription_limit(limit)})
-            return
-        await super().handle_start(message)
-
-    async def handle_async_results(
-        self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None
-    ) -> None:
-        self.offer_direct_delivery(f'{{"type":"data","id":{encode_json(operation_id)},"payload":{{"data":')
-        await super().handle_async_results(operation_id, query, operation_name, variables)
-
-    async def cleanup(self) -> None:
-        self.close_outbox()
-        await super().cleanup()
 
 
 class TradingGraphQL(GraphQL[Context, None]):

@@ -3,14 +3,15 @@ queries and mutations timed, running subscriptions gauged by their root field.
 
 The outcome is "ok" or the code the client sees for the first error (coded here the same
 way ErrorCodes codes it, so the order of the extensions does not matter). A
-subscription's lifetime is not a latency: it is counted when it ends, never timed.
+subscription's lifetime is not a latency: it is counted when it ends, never timed (one
+handed over to its connection, server/api/streams/direct.py, ends after its operation).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from graphql import FieldNode, GraphQLError, get_operation_ast
 from strawberry.extensions import SchemaExtension
@@ -19,6 +20,7 @@ from strawberry.types.graphql import OperationType
 
 from server.api.context import Context
 from server.api.errors import ErrorCode, api_error_of, to_client_error
+from server.api.streams.direct import handed_over
 from server.metrics.registry import Metrics
 
 logger = logging.getLogger(__name__)
@@ -59,15 +61,29 @@ class OperationMetrics(SchemaExtension):
 
     def _record(self, metrics: Metrics, failure: Exception | None, seconds: float) -> None:
         context = self.execution_context
-        if self._subscription is not None:
-            metrics.subscription_ended(self._subscription)
-            self._subscription = None
         kind = _operation_type(context)
-        outcome = _outcome(context, failure)
+        count = self._counter(metrics)
+        handed_over_to = handed_over()
+        if handed_over_to is not None and failure is None:  # it goes on: counted when it ends
+            handed_over_to.when_ended(lambda error: count(_code(error) if error else "ok", None))
+            return
+        count(_outcome(context, failure), None if kind == "subscription" else seconds)
+
+    def _counter(self, metrics: Metrics) -> Callable[[str, float | None], None]:
+        """Counts this operation with an outcome, ending its subscription's gauge; it keeps
+        only what it needs of the operation, which may outlive it (handed over)."""
+        context = self.execution_context
+        kind, name, subscription = _operation_type(context), _operation_name(context), self._subscription
         ours = context.context
         signed_in = isinstance(ours, Context) and ours.auth.claims is not None
-        seconds_or_none = None if kind == "subscription" else seconds
-        metrics.operation(kind, _operation_name(context), outcome, seconds_or_none, new_names=signed_in)
+        self._subscription = None
+
+        def count(outcome: str, seconds: float | None) -> None:
+            if subscription is not None:
+                metrics.subscription_ended(subscription)
+            metrics.operation(kind, name, outcome, seconds, new_names=signed_in)
+
+        return count
 
 
 def _metrics_of(context: ExecutionContext) -> Metrics | None:

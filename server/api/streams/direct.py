@@ -1,18 +1,22 @@
 """Direct delivery of market subscriptions over WebSocket.
 
-Strawberry serves each event of each subscriber through the subscriber's own task: a chain
-of async generators, its result handling and extension hooks, then one `send`. Market
-payloads are the same for every subscriber of a tick (see execution.py), so over WebSocket
-a market subscription is set up by Strawberry as any other (parsing, validation, limits,
-sign-in, the resolver's checks and the upstream subscription) and its events then take a
-short way: the hub puts each one into the connection's `Outbox`, whose one writer task
-takes what is pending, finds the shared result and its JSON, puts the operation's id
-around it and sends it. The latest event per symbol wins while a message waits, as in a
-Mailbox, so a slow reader gets fresh prices and holds nothing back.
+Strawberry serves each subscriber through a task of its own: per event a chain of async
+generators, its result handling and extension hooks, then one `send`; and while the
+subscription lives, that task holds the operation's whole state. Market payloads are the
+same for every subscriber of a tick (see execution.py), so over WebSocket a market
+subscription is set up by Strawberry as any other (parsing, validation, limits, sign-in,
+the resolver's checks and the upstream subscription) and then handed to its connection:
+the resolver returns, Strawberry's task ends, and the hub puts each event into the
+connection's `Outbox`, whose one writer task finds the shared result and its JSON, puts
+the operation's id around it and sends it. The latest event per symbol wins while a
+message waits, as in a Mailbox, so a slow reader gets fresh prices and holds nothing
+back.
 
-The subscription's own task waits meanwhile, and ends the subscription as any ends (the
-client's complete, an upstream failure, the token's expiry): errors, metrics and the
-protocol's closing messages stay Strawberry's own.
+The connection's handler (server/api/http.py) keeps the operation open meanwhile: the
+client's complete, or the connection's end, closes the stream; an upstream failure, the
+token's expiry or an event that cannot be executed ends it with the messages Strawberry
+would send for that error, after what was waiting. Its metrics are recorded when it ends,
+as for any subscription.
 """
 
 from __future__ import annotations
@@ -22,15 +26,18 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable
 from contextvars import ContextVar
 from datetime import datetime
+from typing import Protocol
 
+from graphql import GraphQLError
 from starlette.websockets import WebSocketDisconnect
 from starlette.websockets import WebSocketDisconnected as StarletteWebSocketDisconnected
 from strawberry.http.exceptions import WebSocketDisconnected
 
-from server.api.errors import ApiError, ErrorCode
+from server.api.errors import ApiError, ErrorCode, log_errors, to_client_error
 from server.api.streams.encoding import PreEncoded, encode_json
 from server.api.streams.execution import SubscriptionExecutor, shared_results
 from server.brokers.streaming import MarketEvent
+from server.streams.hub import MarketSubscription
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +49,18 @@ DISCONNECTED = (WebSocketDisconnected, WebSocketDisconnect, StarletteWebSocketDi
 
 def expired() -> ApiError:
     return ApiError(ErrorCode.UNAUTHENTICATED, "The access token has expired; subscribe again with a fresh one.")
+
+
+class DirectHost(Protocol):
+    """The WebSocket handler that keeps a connection's streams (server/api/http.py)."""
+
+    outbox: Outbox
+
+    def adopt(self, operation_id: str, stream: DirectStream) -> bool:
+        """Keep the operation open with `stream` delivering it; False if it is over already."""
+
+    async def end(self, operation_id: str, error: GraphQLError) -> None:
+        """End the operation with `error`, as the protocol ends a subscription that failed."""
 
 
 class Outbox:
@@ -75,16 +94,15 @@ class Outbox:
             self._ready.clear()
             pending, self._pending = self._pending, {}
             for (stream, _), event in pending.items():
-                if event is None:
-                    stream.ended()
-                    continue
-                message = stream.message(event)
-                if message is None:
-                    continue
                 try:
-                    await self._send(message)
+                    if event is None:
+                        await stream.end()
+                        continue
+                    message = stream.message(event)
+                    if message is not None:
+                        await self._send(message)
                 except DISCONNECTED:
-                    return  # the connection is closing: its handler ends every stream
+                    return  # the connection is closing: its handler closes every stream
                 except Exception as error:
                     logger.exception("sending a market message failed")
                     stream.fail(error)
@@ -93,32 +111,51 @@ class Outbox:
         """The connection is over: write nothing more."""
         if self._writer is not None:
             self._writer.cancel()
-        for stream, _ in self._pending:
-            stream.ended()
         self._pending.clear()
 
 
 class DirectTarget:
     """What a WebSocket handler offers one operation's task (through `direct_target`): the
-    connection's outbox, and the start of that operation's messages, up to their data."""
+    handler, the operation's id, and the start of its messages up to their data."""
 
-    __slots__ = ("outbox", "prefix")
+    __slots__ = ("host", "operation_id", "prefix", "stream")
 
-    def __init__(self, outbox: Outbox, prefix: str) -> None:
-        self.outbox = outbox
+    def __init__(self, host: DirectHost, operation_id: str, prefix: str) -> None:
+        self.host = host
+        self.operation_id = operation_id
         self.prefix = prefix
+        self.stream: DirectStream | None = None  # once the operation is handed over
 
 
 direct_target: ContextVar[DirectTarget | None] = ContextVar("direct_target", default=None)
 
+
+def handed_over() -> DirectStream | None:
+    """The stream the current task's operation was handed over to, if it was."""
+    target = direct_target.get()
+    return target.stream if target is not None else None
+
+
 _END = object()  # the key of a stream's end in the outbox
+Ended = Callable[[GraphQLError | None], None]
 
 
 class DirectStream:
     """A market subscription delivered through its connection's outbox: the hub's receiver
-    for it, and what its task waits on until it ends."""
+    for it, and what its handler keeps while it is open."""
 
-    __slots__ = ("_convert", "_done", "_error", "_executor", "_expires_at", "_now", "_outbox", "_prefix", "open")
+    __slots__ = (
+        "_convert",
+        "_ended",
+        "_error",
+        "_executor",
+        "_expires_at",
+        "_expiry",
+        "_now",
+        "_subscription",
+        "_target",
+        "open",
+    )
 
     def __init__(
         self,
@@ -128,30 +165,47 @@ class DirectStream:
         expires_at: datetime,
         now: Callable[[], datetime],
     ) -> None:
-        self._outbox = target.outbox
-        self._prefix = target.prefix
+        self._target = target
         self._executor = executor
         self._convert = convert
         self._expires_at = expires_at
         self._now = now
         self._error: BaseException | None = None
-        self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._subscription: MarketSubscription | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+        self._ended: list[Ended] = []
         self.open = True
 
     @property
     def outbox(self) -> Outbox:
-        return self._outbox
+        return self._target.host.outbox
+
+    def hand_over(self, subscription: MarketSubscription) -> None:
+        """Called by the resolver once `subscription` is made: the connection keeps the
+        operation from now on (or, if it is over already, the subscription is closed)."""
+        self._subscription = subscription
+        target = self._target
+        if not self.open or not target.host.adopt(target.operation_id, self):
+            self.close()
+            return
+        target.stream = self
+        remaining = (self._expires_at - self._now()).total_seconds()
+        self._expiry = asyncio.get_running_loop().call_later(max(remaining, 0), self.fail, expired())
+
+    def when_ended(self, callback: Ended) -> None:
+        """Call `callback` once the stream ends: with the error the client was sent, or None."""
+        self._ended.append(callback)
 
     # The hub's side: cheap, never blocks.
 
     def put(self, key: Hashable, value: MarketEvent) -> None:
         if self.open and self._error is None:
-            self._outbox.put(self, key, value)
+            self.outbox.put(self, key, value)
 
     def fail(self, error: BaseException) -> None:
         if self.open and self._error is None:
             self._error = error
-            self._outbox.put(self, _END, None)
+            self.outbox.put(self, _END, None)
 
     # The writer's side.
 
@@ -165,35 +219,42 @@ class DirectStream:
             return None
         try:
             result = self._executor.shared_result(self._convert(event))
-            if result.errors:  # never kept as shared: end with the error, as Strawberry reports it
+            if result.errors:  # never kept as shared: end with the error, as Strawberry would report it
                 raise result.errors[0]
             data = shared_results.encoded(result.data, encode_json)
         except Exception as error:  # noqa: BLE001  (the subscription ends with it)
             self.fail(error)
             return None
-        return PreEncoded(self._prefix + (data or encode_json(result.data)) + "}}")
+        return PreEncoded(self._target.prefix + (data or encode_json(result.data)) + "}}")
 
-    def ended(self) -> None:
-        self.open = False
-        if not self._done.done():
-            if self._error is not None:
-                self._done.set_exception(self._error)
-            else:
-                self._done.set_result(None)
+    async def end(self) -> None:
+        """End with the failure, once what came before it was written."""
+        if not self.open or self._error is None:
+            return
+        raw = _as_graphql_error(self._error)
+        log_errors([raw], None)  # as Strawberry logs it, before it is coded for the client
+        error = to_client_error(raw)
+        self._close(error)
+        await self._target.host.end(self._target.operation_id, error)
 
-    # The subscription task's side.
-
-    async def wait(self) -> None:
-        """Until the stream ends: raises its failure, or the expiry of its token."""
-        remaining = (self._expires_at - self._now()).total_seconds()
-        try:
-            async with asyncio.timeout(max(remaining, 0)):
-                await self._done
-        except TimeoutError:
-            raise expired() from None
+    # The handler's side.
 
     def close(self) -> None:
-        """Its subscription is over: nothing more is sent."""
+        """The operation is over (the client's complete, the connection's end)."""
+        if self.open:
+            self._close(None)
+
+    def _close(self, error: GraphQLError | None) -> None:
         self.open = False
-        if not self._done.done():
-            self._done.cancel()
+        if self._expiry is not None:
+            self._expiry.cancel()
+        if self._subscription is not None:
+            self._subscription.close()
+        callbacks, self._ended = self._ended, []
+        for callback in callbacks:
+            callback(error)
+
+
+def _as_graphql_error(error: BaseException) -> GraphQLError:
+    # As Strawberry wraps an exception raised by a subscription's source stream.
+    return error if isinstance(error, GraphQLError) else GraphQLError(str(error), original_error=error)

@@ -70,8 +70,8 @@ async def _market_events(
     connection_id: strawberry.ID | None,
     convert: Callable[[MarketEvent], T],
 ) -> AsyncIterator[T]:
-    """The subscription's payloads; over WebSocket they are delivered directly (direct.py)
-    and this only waits for the end."""
+    """The subscription's payloads; over WebSocket the stream is handed over to the
+    connection instead (direct.py), and this ends without any."""
     services = info.context.services
     user, claims = await _subscriber(info)
     wanted = list(dict.fromkeys(normalize_symbols(symbols, limit=services.settings.max_symbols_per_request)))
@@ -83,24 +83,22 @@ async def _market_events(
     broker = services.trading.broker(connection)
     await services.trading.call(broker.get_quotes(wanted))  # unknown symbols: BAD_USER_INPUT, before any stream
     target, executor = direct_target.get(), subscribing.get()
-    direct = (
-        DirectStream(target, executor, convert, claims.expires_at, services.clock.now) if target and executor else None
-    )
+    direct = None
+    if target is not None and executor is not None:
+        direct = DirectStream(target, executor, convert, claims.expires_at, services.clock.now)
     subscription = services.streams.subscribe(
         ConnectionRef(user.id, connection.id),
         {channel: wanted},
         lambda family: services.brokers.market_feed(connection, family),
         receiver=direct,
     )
+    if direct is not None:
+        direct.hand_over(subscription)
+        return
     try:
-        if direct is not None:
-            await direct.wait()
-            return
         async for event in _until_expiry(info, claims, subscription.events()):
             yield convert(event)
     finally:
-        if direct is not None:
-            direct.close()
         subscription.close()
 
 

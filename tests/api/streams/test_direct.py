@@ -5,23 +5,35 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Hashable
+from collections.abc import AsyncIterator, Hashable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 from graphql import ExecutionResult, GraphQLError
 from starlette.websockets import WebSocketDisconnect
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 
 from server.api.errors import ApiError, ErrorCode
 from server.api.streams.direct import DirectStream, DirectTarget, Outbox
 from server.api.streams.encoding import PreEncoded
 from server.api.streams.execution import SubscriptionExecutor
 from server.brokers.domain import Quote
+from server.streams.hub import MarketSubscription
 from server.streams.mailbox import Mailbox
-from tests.utils.streams import LEGACY_WS, TRANSPORT_WS, Stream, StreamingServer, multipart_events, ws_session
+from tests.utils.metrics import scrape, value
+from tests.utils.streams import (
+    LEGACY_WS,
+    TRANSPORT_WS,
+    Stream,
+    StreamingServer,
+    eventually,
+    multipart_events,
+    ws_session,
+)
 
 pytestmark = pytest.mark.anyio
 QUOTES = "subscription($symbols: [String!]!) { quotes(symbols: $symbols) { symbol bidPrice askPrice timestamp } }"
@@ -32,32 +44,59 @@ WAIT = 5.0
 # ----- over a real server ---------------------------------------------------------------
 
 
-async def raw_messages(address: str, token: str, protocol: str, count: int) -> list[str]:
-    """The text of the first `count` messages of a quote subscription, as sent."""
-    start = "subscribe" if protocol == TRANSPORT_WS else "start"
-    async with asyncio.timeout(WAIT), connect(f"ws://{address}/graphql", subprotocols=[protocol]) as socket:  # type: ignore[list-item]
+class RawSession:
+    """One WebSocket spoken by hand, so a test sees every message as it was sent."""
+
+    def __init__(self, socket: ClientConnection, protocol: str) -> None:
+        self.socket = socket
+        self.protocol = protocol
+
+    async def start(self, operation_id: str, symbols: list[str]) -> None:
+        start = "subscribe" if self.protocol == TRANSPORT_WS else "start"
+        payload = {"query": QUOTES, "variables": {"symbols": symbols}}
+        await self.socket.send(json.dumps({"id": operation_id, "type": start, "payload": payload}))
+
+    async def stop(self, operation_id: str) -> None:
+        stop = "complete" if self.protocol == TRANSPORT_WS else "stop"
+        await self.socket.send(json.dumps({"id": operation_id, "type": stop}))
+
+    async def text(self) -> str:
+        """The next message but keep-alives, as sent."""
+        async with asyncio.timeout(WAIT):
+            while True:
+                message = await self.socket.recv()
+                assert isinstance(message, str)
+                if json.loads(message)["type"] != "ka":
+                    return message
+
+    async def message(self) -> dict[str, Any]:
+        return cast(dict[str, Any], json.loads(await self.text()))
+
+
+@asynccontextmanager
+async def raw_session(address: str, token: str, protocol: str) -> AsyncIterator[RawSession]:
+    async with asyncio.timeout(WAIT):
+        socket = await connect(f"ws://{address}/graphql", subprotocols=[protocol])  # type: ignore[list-item]
+    try:
+        session = RawSession(socket, protocol)
         await socket.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
-        assert json.loads(await socket.recv())["type"] == "connection_ack"
-        subscribe = {"id": "op 1", "type": start, "payload": {"query": QUOTES, "variables": {"symbols": ["AAPL"]}}}
-        await socket.send(json.dumps(subscribe))
-        received: list[str] = []
-        while len(received) < count:
-            message = await socket.recv()
-            assert isinstance(message, str)
-            if json.loads(message)["type"] != "ka":  # legacy keep-alives
-                received.append(message)
-        return received
+        assert (await session.message())["type"] == "connection_ack"
+        yield session
+    finally:
+        await socket.close()
 
 
-@pytest.mark.parametrize(
-    ("protocol", "keys", "streamed"),
-    [(TRANSPORT_WS, ["id", "type", "payload"], "next"), (LEGACY_WS, ["type", "id", "payload"], "data")],
-)
+PROTOCOLS = [(TRANSPORT_WS, ["id", "type", "payload"], "next"), (LEGACY_WS, ["type", "id", "payload"], "data")]
+
+
+@pytest.mark.parametrize(("protocol", "keys", "streamed"), PROTOCOLS)
 async def test_websocket_messages_are_the_bytes_strawberry_sends(
     server: StreamingServer, protocol: str, keys: list[str], streamed: str
 ) -> None:
     user = await server.sign_up("ada")
-    (text,) = await raw_messages(server.address, user.access_token, protocol, 1)
+    async with raw_session(server.address, user.access_token, protocol) as session:
+        await session.start("op 1", ["AAPL"])
+        text = await session.text()
     message = json.loads(text)
     assert list(message) == keys  # Strawberry's own key order for the protocol
     assert message["type"] == streamed
@@ -66,6 +105,49 @@ async def test_websocket_messages_are_the_bytes_strawberry_sends(
     quote = message["payload"]["data"]["quotes"]
     assert quote["symbol"] == "AAPL"
     assert Decimal(quote["bidPrice"]) < Decimal(quote["askPrice"])
+
+
+@pytest.mark.parametrize(("protocol", "keys", "streamed"), PROTOCOLS)
+async def test_a_stream_that_fails_ends_as_strawberry_ends_it_and_is_counted_then(
+    server: StreamingServer, protocol: str, keys: list[str], streamed: str
+) -> None:
+    user = await server.sign_up("ada")
+    async with raw_session(server.address, user.access_token, protocol) as session:
+        await session.start("1", ["AAPL"])
+        assert (await session.message())["type"] == streamed
+        live = await scrape(server.http)
+        server.tick(16 * 60)  # past the 15-minute token: the next quote finds it expired
+        failed = await session.message()
+        completed = await session.message()
+        ended = await scrape(server.http)
+    assert list(failed) == keys
+    assert failed["type"] == streamed
+    assert failed["payload"]["data"] is None
+    (error,) = failed["payload"]["errors"]
+    assert error["extensions"]["code"] == "UNAUTHENTICATED"
+    expected = {"type": "complete", "id": "1"} if protocol == LEGACY_WS else {"id": "1", "type": "complete"}
+    assert completed == expected
+    assert value(live, "graphql_subscriptions_active", field="quotes") == 1
+    assert value(live, "graphql_operations_total", type="subscription", outcome="ok") == 0  # still open
+    assert value(ended, "graphql_subscriptions_active", field="quotes") == 0
+    assert value(ended, "graphql_operations_total", type="subscription", outcome="UNAUTHENTICATED") == 1
+    assert server.services.streams._users == {}  # its upstream symbol released
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_a_stopped_stream_releases_its_symbol_and_its_id(server: StreamingServer, protocol: str) -> None:
+    user = await server.sign_up("ada")
+    async with raw_session(server.address, user.access_token, protocol) as session:
+        await session.start("1", ["AAPL"])
+        await session.message()
+        await session.stop("1")
+        if protocol == LEGACY_WS:  # legacy graphql-ws answers a stop
+            assert await session.message() == {"type": "complete", "id": "1"}
+        await eventually(lambda: server.services.streams._users == {})
+        await session.start("1", ["MSFT"])  # the id is free again
+        assert (await session.message())["payload"]["data"]["quotes"]["symbol"] == "MSFT"
+    samples = await scrape(server.http)
+    assert value(samples, "graphql_operations_total", type="subscription", outcome="ok") >= 1
 
 
 async def test_websocket_subscriptions_are_delivered_directly_and_multipart_ones_through_a_mailbox(
@@ -98,13 +180,20 @@ class SharedExecutor:
 
     def shared_result(self, payload: object) -> ExecutionResult:
         if payload == "bad":
-            return ExecutionResult(data=None, errors=[GraphQLError("cannot be executed")])
+            failure = RuntimeError("a resolver failed")
+            return ExecutionResult(data=None, errors=[GraphQLError(str(failure), original_error=failure)])
         return ExecutionResult(data={"quotes": {"symbol": payload}})
 
 
-class Socket:
+class Host:
+    """Stands in for a connection's handler: a socket's sent messages, the streams it adopted
+    and the errors it ended them with."""
+
     def __init__(self, fail_on: str | None = None, disconnect_on: str | None = None) -> None:
+        self.outbox = Outbox(self.send)
         self.sent: list[str] = []
+        self.adopted: dict[str, DirectStream] = {}
+        self.ended: list[tuple[str, dict[str, Any]]] = []
         self._fail_on, self._disconnect_on = fail_on, disconnect_on
 
     async def send(self, message: object) -> None:
@@ -112,8 +201,18 @@ class Socket:
         if self._fail_on and self._fail_on in message.text:
             raise ValueError("the socket broke")
         if self._disconnect_on and self._disconnect_on in message.text:
-            raise WebSocketDisconnect()
+            raise WebSocketDisconnect
         self.sent.append(message.text)
+
+    def adopt(self, operation_id: str, stream: DirectStream) -> bool:
+        self.adopted[operation_id] = stream
+        return True
+
+    async def end(self, operation_id: str, error: GraphQLError) -> None:
+        self.ended.append((operation_id, dict(error.formatted)))
+
+    def symbols_sent(self) -> list[str]:
+        return [json.loads(text)["payload"]["data"]["quotes"]["symbol"] for text in self.sent]
 
 
 class Clock:
@@ -129,14 +228,17 @@ def quote(symbol: str, step: int = 0) -> Quote:
     return Quote(symbol, one, one, Decimal(2), one, NOW + timedelta(seconds=step))
 
 
-def stream_on(outbox: Outbox, op: str, clock: Clock | None = None, lifetime: float = 60) -> DirectStream:
-    return DirectStream(
-        DirectTarget(outbox, f'{{"id":"{op}","type":"next","payload":{{"data":'),
+def handed_over(host: Host, op: str, clock: Clock | None = None, lifetime: float = 60) -> DirectStream:
+    """A stream for operation `op` on `host`, handed over as the resolver does."""
+    stream = DirectStream(
+        DirectTarget(host, op, f'{{"id":"{op}","type":"next","payload":{{"data":'),
         cast(SubscriptionExecutor, SharedExecutor()),
         lambda event: cast(Any, event).symbol,
         NOW + timedelta(seconds=lifetime),
         clock or Clock(),
     )
+    stream.hand_over(MarketSubscription(frozenset()))
+    return stream
 
 
 def key(symbol: str) -> Hashable:
@@ -148,117 +250,129 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+async def until_ended(host: Host, count: int = 1) -> None:
+    async with asyncio.timeout(WAIT):
+        while len(host.ended) < count:  # noqa: ASYNC110  (the writer ends streams in its own time)
+            await asyncio.sleep(0.01)
+
+
+def codes(host: Host) -> list[tuple[str, str]]:
+    return [(op, error["extensions"]["code"]) for op, error in host.ended]
+
+
 async def test_the_latest_event_per_symbol_wins_while_it_waits() -> None:
-    socket = Socket()
-    outbox = Outbox(socket.send)
-    stream = stream_on(outbox, "1")
+    host = Host()
+    stream = handed_over(host, "1")
     for step in range(3):
         stream.put(key("AAPL"), quote("AAPL", step))
         stream.put(key("MSFT"), quote("MSFT", step))
-    assert len(outbox) == 2
-    assert outbox.replaced == 4
+    assert len(host.outbox) == 2
+    assert host.outbox.replaced == 4
     await settle()
-    assert socket.sent == [
+    assert host.sent == [
         '{"id":"1","type":"next","payload":{"data":{"quotes":{"symbol":"AAPL"}}}}',
         '{"id":"1","type":"next","payload":{"data":{"quotes":{"symbol":"MSFT"}}}}',
     ]
-    stream.close()
-    outbox.close()
+    host.outbox.close()
 
 
-async def test_a_failure_ends_the_stream_after_what_was_waiting() -> None:
-    socket = Socket()
-    outbox = Outbox(socket.send)
-    stream = stream_on(outbox, "1")
+async def test_a_failure_ends_the_stream_after_what_was_waiting_with_its_code() -> None:
+    host = Host()
+    stream = handed_over(host, "1")
+    ended: list[GraphQLError | None] = []
+    stream.when_ended(ended.append)
     stream.put(key("AAPL"), quote("AAPL"))
     stream.fail(ApiError(ErrorCode.BROKER_UNAVAILABLE, "upstream gone"))
     stream.put(key("MSFT"), quote("MSFT"))  # after the end: never sent
-    with pytest.raises(ApiError) as raised:
-        async with asyncio.timeout(WAIT):
-            await stream.wait()
-    assert raised.value.code is ErrorCode.BROKER_UNAVAILABLE
-    assert [json.loads(text)["payload"]["data"]["quotes"]["symbol"] for text in socket.sent] == ["AAPL"]
-    outbox.close()
+    await until_ended(host)
+    assert host.symbols_sent() == ["AAPL"]
+    assert host.ended == [("1", {"message": "upstream gone", "extensions": {"code": "BROKER_UNAVAILABLE"}})]
+    assert [error and error.extensions for error in ended] == [{"code": "BROKER_UNAVAILABLE"}]
+    assert not stream.open
+    host.outbox.close()
 
 
 async def test_an_event_after_the_token_expired_ends_the_stream_instead() -> None:
-    socket, clock = Socket(), Clock()
-    outbox = Outbox(socket.send)
-    stream = stream_on(outbox, "1", clock)
+    host, clock = Host(), Clock()
+    stream = handed_over(host, "1", clock)
     clock.now += timedelta(seconds=61)
     stream.put(key("AAPL"), quote("AAPL"))
-    with pytest.raises(ApiError) as raised:
-        async with asyncio.timeout(WAIT):
-            await stream.wait()
-    assert raised.value.code is ErrorCode.UNAUTHENTICATED
-    assert socket.sent == []
-    outbox.close()
+    await until_ended(host)
+    assert codes(host) == [("1", "UNAUTHENTICATED")]
+    assert host.sent == []
+    host.outbox.close()
 
 
 async def test_a_quiet_stream_ends_when_its_token_expires() -> None:
-    stream = stream_on(Outbox(Socket().send), "1", lifetime=0.05)
-    with pytest.raises(ApiError) as raised:
-        async with asyncio.timeout(WAIT):
-            await stream.wait()
-    assert raised.value.code is ErrorCode.UNAUTHENTICATED
+    host = Host()
+    handed_over(host, "1", lifetime=0.05)
+    await until_ended(host)
+    assert codes(host) == [("1", "UNAUTHENTICATED")]
+    host.outbox.close()
 
 
-async def test_an_event_that_cannot_be_executed_ends_only_its_stream() -> None:
-    socket = Socket()
-    outbox = Outbox(socket.send)
-    broken, healthy = stream_on(outbox, "1"), stream_on(outbox, "2")
-    broken.put(key("bad"), cast(Quote, type("Event", (), {"symbol": "bad"})()))
+async def test_an_event_that_cannot_be_executed_ends_only_its_stream(caplog: pytest.LogCaptureFixture) -> None:
+    host = Host()
+    broken, healthy = handed_over(host, "1"), handed_over(host, "2")
+    broken.put(key("bad"), cast(Quote, SimpleNamespace(symbol="bad")))
     healthy.put(key("AAPL"), quote("AAPL"))
-    with pytest.raises(GraphQLError, match="cannot be executed"):
-        async with asyncio.timeout(WAIT):
-            await broken.wait()
+    await until_ended(host)
     await settle()
-    assert [json.loads(text)["id"] for text in socket.sent] == ["2"]
-    healthy.close()
-    outbox.close()
+    assert codes(host) == [("1", "INTERNAL_SERVER_ERROR")]  # masked, and logged with its cause
+    assert [record.getMessage() for record in caplog.records] == ["unexpected error in operation"]
+    assert [json.loads(text)["id"] for text in host.sent] == ["2"]
+    assert healthy.open
+    host.outbox.close()
 
 
 async def test_a_failed_send_ends_its_stream_and_the_writer_goes_on(caplog: pytest.LogCaptureFixture) -> None:
-    socket = Socket(fail_on='"1"')
-    outbox = Outbox(socket.send)
-    first, second = stream_on(outbox, "1"), stream_on(outbox, "2")
+    host = Host(fail_on='"1"')
+    first, second = handed_over(host, "1"), handed_over(host, "2")
     first.put(key("AAPL"), quote("AAPL"))
     second.put(key("AAPL"), quote("AAPL"))
-    with pytest.raises(ValueError, match="the socket broke"):
-        async with asyncio.timeout(WAIT):
-            await first.wait()
+    await until_ended(host)
     second.put(key("MSFT"), quote("MSFT"))
     await settle()
-    assert [json.loads(text)["payload"]["data"]["quotes"]["symbol"] for text in socket.sent] == ["AAPL", "MSFT"]
-    assert [record.getMessage() for record in caplog.records] == ["sending a market message failed"]
-    second.close()
-    outbox.close()
+    assert host.symbols_sent() == ["AAPL", "MSFT"]
+    assert codes(host) == [("1", "INTERNAL_SERVER_ERROR")]
+    assert next(record.getMessage() for record in caplog.records) == "sending a market message failed"
+    host.outbox.close()
 
 
 async def test_a_closed_connection_stops_the_writer_quietly(caplog: pytest.LogCaptureFixture) -> None:
-    socket = Socket(disconnect_on="AAPL")
-    outbox = Outbox(socket.send)
-    stream = stream_on(outbox, "1")
+    host = Host(disconnect_on="AAPL")
+    stream = handed_over(host, "1")
     stream.put(key("AAPL"), quote("AAPL"))
     await settle()
-    assert outbox._writer is not None
-    assert outbox._writer.done()
-    assert outbox._writer.exception() is None
-    stream.put(key("MSFT"), quote("MSFT"))  # the connection's handler ends its streams; nothing more is written
-    outbox.close()
-    async with asyncio.timeout(WAIT):
-        await stream.wait()  # ended with its connection
-    assert socket.sent == []
+    writer = host.outbox._writer
+    assert writer is not None
+    assert writer.done()
+    assert writer.exception() is None
+    assert host.sent == []
     assert caplog.records == []
 
 
-async def test_a_closed_stream_sends_nothing_more() -> None:
-    socket = Socket()
-    outbox = Outbox(socket.send)
-    stream = stream_on(outbox, "1")
+async def test_a_closed_stream_sends_nothing_more_and_releases_its_subscription() -> None:
+    host = Host()
+    stream = handed_over(host, "1")
+    released: list[MarketSubscription] = []
+    stream._subscription = MarketSubscription(frozenset(), _release=released.append)
+    ended: list[GraphQLError | None] = []
+    stream.when_ended(ended.append)
     stream.put(key("AAPL"), quote("AAPL"))
     stream.close()
     stream.put(key("MSFT"), quote("MSFT"))
+    stream.fail(ApiError(ErrorCode.BROKER_UNAVAILABLE, "too late"))
     await settle()
-    assert socket.sent == []
-    outbox.close()
+    assert host.sent == []
+    assert host.ended == []
+    assert ended == [None]
+    assert len(released) == 1
+    host.outbox.close()
+
+
+async def test_an_operation_over_before_its_hand_over_closes_its_subscription() -> None:
+    host = Host()
+    host.adopt = lambda operation_id, stream: False  # type: ignore[method-assign]
+    stream = handed_over(host, "1")
+    assert not stream.open

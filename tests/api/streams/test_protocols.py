@@ -14,8 +14,8 @@ import pytest
 from starlette.websockets import WebSocketDisconnected
 from websockets.asyncio.client import connect
 
-from server.api.http import TransportWSHandler
 from server.api.streams.execution import shared_results
+from server.api.ws_handlers import TransportWSHandler
 from server.brokers.paper.clock import ManualClock
 from tests.utils.streams import (
     LEGACY_WS,
