@@ -379,17 +379,7 @@ def test_held_exit_legs_are_filed_only_once_released() -> None:
     ask = exchange.quote("AAPL").ask_price
     held = exchange.submit(  # the entry never fills; its take-profit is within reach at every step
         world.account_id,
-        OrderRequest(
-            "AAPL",
-            OrderSide.BUY,
-            OrderType.LIMIT,
-            TimeInForce.GTC,
-            qty=Decimal(1),
-            limit_price=(ask / 2).quantize(CENT),
-            order_class=OrderClass.BRACKET,
-            take_profit=TakeProfit((ask * Decimal("0.6")).quantize(CENT)),
-            stop_loss=StopLoss((ask * Decimal("0.4")).quantize(CENT)),
-        ),
+        far_bracket(ask, TimeInForce.GTC),
     )
     parent = exchange.book.get(world.account_id, held.id)
     world.step(1, times=5)
@@ -419,23 +409,28 @@ def test_held_exit_legs_are_filed_only_once_released() -> None:
     assert [entry[3] for entry in symbol_orders.sell_stops] == [legs[1]]
 
 
+def far_bracket(ask: Decimal, time_in_force: TimeInForce) -> OrderRequest:
+    """An AAPL bracket whose entry rests at half the ask, with both exits out of reach."""
+    return OrderRequest(
+        "AAPL",
+        OrderSide.BUY,
+        OrderType.LIMIT,
+        time_in_force,
+        qty=Decimal(1),
+        limit_price=(ask / 2).quantize(CENT),
+        order_class=OrderClass.BRACKET,
+        take_profit=TakeProfit((ask * Decimal("0.6")).quantize(CENT)),
+        stop_loss=StopLoss((ask * Decimal("0.4")).quantize(CENT)),
+    )
+
+
 def test_replacing_an_entry_leaves_its_legs_expiry_scheduled_once() -> None:
     world = paper_world()
     exchange = world.exchange
     ask = exchange.quote("AAPL").ask_price
     bracket = exchange.submit(
         world.account_id,
-        OrderRequest(
-            "AAPL",
-            OrderSide.BUY,
-            OrderType.LIMIT,
-            TimeInForce.DAY,
-            qty=Decimal(1),
-            limit_price=(ask / 2).quantize(CENT),
-            order_class=OrderClass.BRACKET,
-            take_profit=TakeProfit((ask * Decimal("0.6")).quantize(CENT)),
-            stop_loss=StopLoss((ask * Decimal("0.4")).quantize(CENT)),
-        ),
+        far_bracket(ask, TimeInForce.DAY),
     )
     assert len(exchange.book._expiries) == 3
     exchange.replace(world.account_id, bracket.id, ReplaceRequest(limit_price=(ask * Decimal("0.55")).quantize(CENT)))
@@ -449,17 +444,7 @@ def test_a_leg_whose_expiry_comes_back_is_due_once() -> None:
     ask = exchange.quote("AAPL").ask_price
     bracket = exchange.submit(
         world.account_id,
-        OrderRequest(
-            "AAPL",
-            OrderSide.BUY,
-            OrderType.LIMIT,
-            TimeInForce.DAY,
-            qty=Decimal(1),
-            limit_price=(ask / 2).quantize(CENT),
-            order_class=OrderClass.BRACKET,
-            take_profit=TakeProfit((ask * Decimal("0.6")).quantize(CENT)),
-            stop_loss=StopLoss((ask * Decimal("0.4")).quantize(CENT)),
-        ),
+        far_bracket(ask, TimeInForce.DAY),
     )
     gtc = exchange.replace(world.account_id, bracket.id, ReplaceRequest(time_in_force=TimeInForce.GTC))
     day = exchange.replace(world.account_id, gtc.id, ReplaceRequest(time_in_force=TimeInForce.DAY))
