@@ -29,7 +29,7 @@ from server.api.identity import authenticate, client_ip
 from server.api.origins import origin_allowed
 from server.api.schema import build_schema
 from server.api.streams.encoding import encode_message
-from server.api.ws_handlers import LegacyWSHandler, TransportWSHandler
+from server.api.ws_handlers import LegacyWSHandler, SetupSlots, TransportWSHandler
 from server.services import Services
 from server.settings import Settings
 
@@ -42,6 +42,7 @@ class TradingGraphQL(GraphQL[Context, None]):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.allowed_origins = allowed_origins
         self.answers = answers.AnswerCache()
+        self.setup_slots = SetupSlots()  # shared by every WebSocket connection's operations
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Browsers let any page open a WebSocket anywhere (no CORS): refuse other origins

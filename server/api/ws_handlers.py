@@ -1,9 +1,20 @@
 """The WebSocket protocols' handlers: Strawberry's, with a coded error when a connection's
 operation cap is reached, and market subscriptions kept by the connection once Strawberry
-has set them up (server/api/streams/direct.py)."""
+has set them up (server/api/streams/direct.py).
+
+Operations are set up a few at a time across the process (`SETUPS_AT_ONCE`): while one is
+set up it holds Strawberry's whole operation state (extension hooks, executor, loaders,
+about 25 KB), and it may wait on the database. A burst of subscriptions (a thousand sent
+at once) would otherwise hold all of it at the same time, and the allocator keeps that
+peak afterwards. An operation waits for a slot before Strawberry sees it, and gives it back
+once set up: a subscription when it is handed over or its resolver starts waiting for
+events, anything else when it ends.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from graphql import GraphQLError
@@ -18,6 +29,25 @@ from server.api.errors import ErrorCode
 from server.api.streams.direct import DISCONNECTED, DirectStream, DirectTarget, Outbox, direct_target
 from server.api.streams.encoding import encode_json
 
+SETUPS_AT_ONCE = 32
+
+
+class SetupSlots:
+    """The process's slots for operations being set up (one per app)."""
+
+    def __init__(self, size: int = SETUPS_AT_ONCE) -> None:
+        self._semaphore = asyncio.Semaphore(size)
+
+    async def take(self) -> None:
+        await self._semaphore.acquire()
+
+    def give_back(self) -> None:
+        self._semaphore.release()
+
+    @property
+    def free(self) -> int:
+        return self._semaphore._value
+
 
 def _subscription_limit(limit: int | None) -> dict[str, Any]:
     return GraphQLError(
@@ -31,6 +61,7 @@ class DirectDelivery:
     are delivered through (both made with the first of them)."""
 
     websocket: AsyncWebSocketAdapter
+    view: object
     _outbox: Outbox | None = None
     _streams: dict[str, DirectStream] | None = None
 
@@ -47,9 +78,21 @@ class DirectDelivery:
             self._streams = {}
         return self._streams
 
-    def offer_direct_delivery(self, operation_id: str, message_start: str) -> None:
-        """Offer it to the operation the current task runs, whose messages start so."""
-        direct_target.set(DirectTarget(self, operation_id, message_start))
+    async def run_offered(self, operation_id: str, message_start: str, operation: Awaitable[None]) -> None:
+        """Run the operation in a set-up slot, with direct delivery offered to it (its
+        messages start with `message_start`)."""
+        slots: SetupSlots = self.view.setup_slots  # type: ignore[attr-defined]
+        try:
+            await slots.take()
+        except BaseException:
+            operation.close()  # type: ignore[attr-defined]  (a coroutine never started)
+            raise
+        target = DirectTarget(self, operation_id, message_start, release=slots.give_back)
+        direct_target.set(target)
+        try:
+            await operation
+        finally:
+            target.set_up()
 
     def close_direct(self, operation_id: str) -> None:
         stream = self.direct_streams.pop(operation_id, None)
@@ -76,16 +119,16 @@ class TransportWSHandler(DirectDelivery, BaseGraphQLTransportWSHandler[Context, 
         await super().handle_subscribe(message)
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
-        self.offer_direct_delivery(
-            operation.id, f'{{"id":{encode_json(operation.id)},"type":"next","payload":{{"data":'
-        )
-        await super().run_operation(operation)
+        start = f'{{"id":{encode_json(operation.id)},"type":"next","payload":{{"data":'
+        await self.run_offered(operation.id, start, super().run_operation(operation))
 
     def adopt(self, operation_id: str, stream: DirectStream) -> bool:
         operation = self.operations.get(operation_id)
         if operation is None or operation.completed:
             return False
         operation.completed = True  # Strawberry's task ends without a complete
+        # and nothing of its set-up is kept: the task (its context), the query, the variables
+        operation.task, operation.query, operation.variables = None, "", None
         self.direct_streams[operation_id] = stream
         return True
 
@@ -99,10 +142,15 @@ class TransportWSHandler(DirectDelivery, BaseGraphQLTransportWSHandler[Context, 
         await operation.send_operation_message({"id": operation_id, "type": "complete"})
 
     async def cleanup_operation(self, operation_id: str) -> None:
-        self.close_direct(operation_id)
+        if operation_id in self.direct_streams:
+            self.close_direct(operation_id)
+            self.operations.pop(operation_id, None)
+            return
         await super().cleanup_operation(operation_id)
 
     async def shutdown(self) -> None:
+        for operation_id in self.direct_streams:
+            self.operations.pop(operation_id, None)
         self.close_every_direct()
         await super().shutdown()
 
@@ -129,10 +177,9 @@ class LegacyWSHandler(DirectDelivery, BaseGraphQLWSHandler[Context, None]):
     async def handle_async_results(
         self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None
     ) -> None:
-        self.offer_direct_delivery(
-            operation_id, f'{{"type":"data","id":{encode_json(operation_id)},"payload":{{"data":'
-        )
-        await super().handle_async_results(operation_id, query, operation_name, variables)
+        start = f'{{"type":"data","id":{encode_json(operation_id)},"payload":{{"data":'
+        results = super().handle_async_results(operation_id, query, operation_name, variables)
+        await self.run_offered(operation_id, start, results)
 
     def adopt(self, operation_id: str, stream: DirectStream) -> bool:
         if operation_id not in self.tasks:

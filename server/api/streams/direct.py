@@ -116,18 +116,35 @@ class Outbox:
 
 class DirectTarget:
     """What a WebSocket handler offers one operation's task (through `direct_target`): the
-    handler, the operation's id, and the start of its messages up to their data."""
+    handler, the operation's id, the start of its messages up to their data, and the
+    release of the set-up slot the operation holds (see ws_handlers.py)."""
 
-    __slots__ = ("host", "operation_id", "prefix", "stream")
+    __slots__ = ("_release", "host", "operation_id", "prefix", "stream")
 
-    def __init__(self, host: DirectHost, operation_id: str, prefix: str) -> None:
+    def __init__(
+        self, host: DirectHost, operation_id: str, prefix: str, release: Callable[[], None] | None = None
+    ) -> None:
         self.host = host
         self.operation_id = operation_id
         self.prefix = prefix
+        self._release = release
         self.stream: DirectStream | None = None  # once the operation is handed over
+
+    def set_up(self) -> None:
+        """The operation is set up (or over): its slot goes to the next one."""
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
 
 direct_target: ContextVar[DirectTarget | None] = ContextVar("direct_target", default=None)
+
+
+def set_up() -> None:
+    """Called by a subscription's resolver once it is set up and starts waiting for events."""
+    target = direct_target.get()
+    if target is not None:
+        target.set_up()
 
 
 def handed_over() -> DirectStream | None:
@@ -185,12 +202,16 @@ class DirectStream:
         operation from now on (or, if it is over already, the subscription is closed)."""
         self._subscription = subscription
         target = self._target
+        target.set_up()
         if not self.open or not target.host.adopt(target.operation_id, self):
             self.close()
             return
         target.stream = self
         remaining = (self._expires_at - self._now()).total_seconds()
-        self._expiry = asyncio.get_running_loop().call_later(max(remaining, 0), self.fail, expired())
+        self._expiry = asyncio.get_running_loop().call_later(max(remaining, 0), self._expire)
+
+    def _expire(self) -> None:
+        self.fail(expired())
 
     def when_ended(self, callback: Ended) -> None:
         """Call `callback` once the stream ends: with the error the client was sent, or None."""

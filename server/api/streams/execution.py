@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
+from copy import copy
 from typing import Any, cast
+from weakref import WeakValueDictionary
 
 from graphql import ExecutionResult, Executor, OperationType
 from graphql.pyutils import Path
@@ -84,6 +86,25 @@ shared_results = _SharedResults(SHARED_RESULTS_KEPT)
 # The executor of the subscription the current task is setting up (its root field's
 # resolver is running): what direct delivery executes each event with (see direct.py).
 subscribing: ContextVar[SubscriptionExecutor | None] = ContextVar("subscribing", default=None)
+_event_executors: WeakValueDictionary[tuple[int, str], SubscriptionExecutor] = WeakValueDictionary()
+
+
+def shared_event_executor() -> SubscriptionExecutor | None:
+    """The executor of the subscription being set up in this task, for executing its shared
+    payloads' events: one per (operation, variables), shared by every subscription that sent
+    them, keeping no caller's context (market payloads need none). The task forgets its own."""
+    executor = subscribing.get()
+    if executor is None:
+        return None
+    subscribing.set(None)
+    key = (id(executor.operation), executor.variables_key)
+    found = _event_executors.get(key)
+    if found is not None and found.operation is executor.operation:  # the id was not reused
+        return found
+    shared = copy(executor)
+    shared.context_value = None
+    _event_executors[key] = shared
+    return shared
 
 
 class SubscriptionExecutor(StrawberryGraphQLCoreExecutionContext):

@@ -18,8 +18,8 @@ from server.api.context import Info, fresh_loaders
 from server.api.errors import bad_user_input
 from server.api.market.symbols import normalize_symbols
 from server.api.market.types import Quote
-from server.api.streams.direct import DirectStream, direct_target, expired
-from server.api.streams.execution import subscribing
+from server.api.streams.direct import DirectStream, direct_target, expired, set_up
+from server.api.streams.execution import shared_event_executor
 from server.api.streams.types import Bar, OrderUpdate, PortfolioUpdate, Trade, bar_of, quote_of, trade_of
 from server.brokers import domain
 from server.brokers.registry import ConnectionRef
@@ -82,7 +82,8 @@ async def _market_events(
     connection = await _connection(info, user, connection_id)
     broker = services.trading.broker(connection)
     await services.trading.call(broker.get_quotes(wanted))  # unknown symbols: BAD_USER_INPUT, before any stream
-    target, executor = direct_target.get(), subscribing.get()
+    target = direct_target.get()
+    executor = shared_event_executor() if target is not None else None
     direct = None
     if target is not None and executor is not None:
         direct = DirectStream(target, executor, convert, claims.expires_at, services.clock.now)
@@ -146,6 +147,7 @@ class Subscription:
     async def order_updates(self, info: Info) -> AsyncGenerator[OrderUpdate, None]:
         user, claims = await _subscriber(info)
         feed = info.context.services.order_updates.subscribe(user.id)
+        set_up()
         try:
             async for change in _until_expiry(info, claims, feed.changes()):
                 yield OrderUpdate.from_change(change)
@@ -179,6 +181,7 @@ class Subscription:
             min_interval_seconds=1 / services.settings.portfolio_updates_per_second,
             now=services.clock.now,
         )
+        set_up()
         try:
             async for snapshot in _until_expiry(info, claims, watch.updates()):
                 yield PortfolioUpdate.from_snapshot(snapshot, connection.id, services.quote_source_of(broker))

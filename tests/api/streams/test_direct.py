@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -14,13 +15,16 @@ from typing import Any, cast
 
 import pytest
 from graphql import ExecutionResult, GraphQLError
+from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, connect
 
 from server.api.errors import ApiError, ErrorCode
+from server.api.http import TradingGraphQL
 from server.api.streams.direct import DirectStream, DirectTarget, Outbox
 from server.api.streams.encoding import PreEncoded
 from server.api.streams.execution import SubscriptionExecutor
+from server.api.ws_handlers import SetupSlots
 from server.brokers.domain import Quote
 from server.streams.hub import MarketSubscription
 from server.streams.mailbox import Mailbox
@@ -150,6 +154,25 @@ async def test_a_stopped_stream_releases_its_symbol_and_its_id(server: Streaming
     assert value(samples, "graphql_operations_total", type="subscription", outcome="ok") >= 1
 
 
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_a_connection_that_closes_closes_its_streams_quietly(
+    server: StreamingServer, protocol: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = await server.sign_up("ada")
+    async with raw_session(server.address, user.access_token, protocol) as session:
+        await session.start("1", ["AAPL"])
+        await session.start("2", ["MSFT"])
+        await session.message()
+        await session.message()
+        live = await scrape(server.http)
+    await eventually(lambda: server.services.streams._users == {})
+    ended = await scrape(server.http)
+    assert value(live, "graphql_subscriptions_active", field="quotes") == 2
+    assert value(ended, "graphql_subscriptions_active", field="quotes") == 0
+    assert value(ended, "graphql_operations_total", type="subscription", outcome="ok") == 2
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
+
+
 async def test_websocket_subscriptions_are_delivered_directly_and_multipart_ones_through_a_mailbox(
     server: StreamingServer,
 ) -> None:
@@ -170,6 +193,75 @@ async def test_websocket_subscriptions_are_delivered_directly_and_multipart_ones
         finally:
             await events.aclose()  # type: ignore[attr-defined]
             await stream.close()
+
+
+async def test_streams_of_one_query_and_variables_share_an_executor_that_keeps_no_context(
+    server: StreamingServer,
+) -> None:
+    ada, bob = await server.sign_up("ada"), await server.sign_up("bob")
+    async with (
+        raw_session(server.address, ada.access_token, TRANSPORT_WS) as first,
+        raw_session(server.address, bob.access_token, LEGACY_WS) as second,
+    ):
+        await first.start("1", ["AAPL"])
+        await first.start("2", ["MSFT"])
+        await second.start("1", ["AAPL"])
+        for session, count in ((first, 2), (second, 1)):
+            for _ in range(count):
+                await session.message()
+        streams = {
+            (ref.user_id, key[1]): subscription.receiver
+            for ref, user_streams in server.services.streams._users.items()
+            for key, routes in user_streams.routes.items()
+            for subscription in routes
+        }
+        executors = {owner: cast(DirectStream, stream)._executor for owner, stream in streams.items()}
+    assert executors[(ada.user_id, "AAPL")] is executors[(bob.user_id, "AAPL")]
+    assert executors[(ada.user_id, "MSFT")] is not executors[(ada.user_id, "AAPL")]
+    assert all(executor.context_value is None for executor in executors.values())
+
+
+def graphql_view(server: StreamingServer) -> TradingGraphQL:
+    (route,) = [route for route in server.app.routes if isinstance(route, WebSocketRoute)]
+    return cast(TradingGraphQL, route.app)
+
+
+SUBSCRIPTIONS = [
+    QUOTES,
+    'subscription { trades(symbols: ["MSFT"]) { symbol } }',
+    'subscription { bars(symbols: ["SPY"]) { symbol } }',
+    "subscription { orderUpdates { event } }",
+    "subscription { portfolio { equity } }",
+    'subscription { quotes(symbols: ["NOPE"]) { symbol } }',  # refused
+    '{ quote(symbol: "AAPL") { symbol } }',  # a query over the socket
+]
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_every_operation_gives_its_set_up_slot_back(server: StreamingServer, protocol: str) -> None:
+    slots = graphql_view(server).setup_slots
+    free = slots.free
+    user = await server.sign_up("ada")
+    start = "subscribe" if protocol == TRANSPORT_WS else "start"
+    async with raw_session(server.address, user.access_token, protocol) as session:
+        for number, query in enumerate(SUBSCRIPTIONS):
+            variables = {"symbols": ["AAPL"]} if query is QUOTES else {}
+            payload = {"query": query, "variables": variables}
+            await session.socket.send(json.dumps({"id": str(number), "type": start, "payload": payload}))
+        await session.message()  # something has arrived: the operations are under way
+        await eventually(lambda: slots.free == free)  # the subscriptions still open hold none
+
+
+async def test_a_burst_larger_than_the_slots_is_set_up_in_turn(server: StreamingServer) -> None:
+    slots = graphql_view(server).setup_slots = SetupSlots(2)
+    user = await server.sign_up("ada")
+    symbols = ["AAPL", "MSFT", "SPY", "QQQ", "IWM", "TSLA"]
+    async with raw_session(server.address, user.access_token, TRANSPORT_WS) as session:
+        for number, symbol in enumerate(symbols):
+            await session.start(str(number), [symbol])
+        got = {(await session.message())["payload"]["data"]["quotes"]["symbol"] for _ in symbols}
+    assert got == set(symbols)
+    assert slots.free == 2
 
 
 # ----- the outbox and its streams -------------------------------------------------------
