@@ -38,11 +38,12 @@ class TradingGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
 
-    def __init__(self, *args: object, allowed_origins: list[str], **kwargs: object) -> None:
+    def __init__(self, *args: object, allowed_origins: list[str], max_tokens: int, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.allowed_origins = allowed_origins
+        self.max_tokens = max_tokens  # also the most a subscription's query may be parsed to before it is set up
         self.answers = answers.AnswerCache()
-        self.setup_slots = SetupSlots()  # shared by every WebSocket connection's operations
+        self.setup_slots = SetupSlots()  # shared by every WebSocket connection's subscriptions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Browsers let any page open a WebSocket anywhere (no CORS): refuse other origins
@@ -117,6 +118,7 @@ def graphql_app(settings: Settings) -> TradingGraphQL:
         graphql_ide="graphiql",  # a browser's GET /graphql gets render_graphql_ide's page
         allow_queries_via_get=True,  # queries only: Strawberry refuses mutations over GET
         allowed_origins=settings.allowed_origins,
+        max_tokens=settings.max_tokens,
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL, MULTIPART_SUBSCRIPTION_PROTOCOL),
         keep_alive=True,  # legacy graphql-ws "ka"; graphql-transport-ws clients ping, and are answered
         keep_alive_interval=settings.websocket_keepalive_seconds,

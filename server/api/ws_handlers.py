@@ -2,22 +2,26 @@
 operation cap is reached, and market subscriptions kept by the connection once Strawberry
 has set them up (server/api/streams/direct.py).
 
-Operations are set up a few at a time across the process (`SETUPS_AT_ONCE`): while one is
-set up it holds Strawberry's whole operation state (extension hooks, executor, loaders,
-about 25 KB), and it may wait on the database. A burst of subscriptions (a thousand sent
-at once) would otherwise hold all of it at the same time, and the allocator keeps that
-peak afterwards. An operation waits for a slot before Strawberry sees it, and gives it back
-once set up: a subscription when it is handed over or its resolver starts waiting for
-events, anything else when it ends.
+Subscriptions are set up a few at a time (`SetupSlots`): while one is set up it holds
+Strawberry's whole operation state (extension hooks, executor, loaders, about 25 KB) and
+may wait on the database or the broker. A burst of subscriptions (a thousand sent at once)
+would otherwise hold all of that at the same time, and the allocator keeps such a peak
+afterwards. A subscription waits for a slot before Strawberry sees it, holding only its
+message, and gives the slot back once set up: when it is handed over, when its resolver
+starts waiting for events, or when it ends. The server sets up at most `SETUPS_AT_ONCE`
+at a time, and a caller (a signed-in user, else the connection) at most
+`SETUPS_PER_CALLER`, so one caller's slow set-ups leave the rest to everyone else. Queries
+and mutations over a WebSocket are not held back.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Callable, Hashable
+from functools import lru_cache
 from typing import Any
 
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from strawberry.http.async_base_view import AsyncWebSocketAdapter
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler, Operation
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
@@ -30,23 +34,75 @@ from server.api.streams.direct import DISCONNECTED, DirectStream, DirectTarget, 
 from server.api.streams.encoding import encode_json
 
 SETUPS_AT_ONCE = 32
+SETUPS_PER_CALLER = 4
+PARSED_KEPT = 512
+
+
+class _Caller:
+    __slots__ = ("semaphore", "users")
+
+    def __init__(self, size: int) -> None:
+        self.semaphore = asyncio.Semaphore(size)
+        self.users = 0  # operations holding or waiting for one of its slots
 
 
 class SetupSlots:
-    """The process's slots for operations being set up (one per app)."""
+    """The process's slots for subscriptions being set up (one per app), shared fairly
+    between callers."""
 
-    def __init__(self, size: int = SETUPS_AT_ONCE) -> None:
-        self._semaphore = asyncio.Semaphore(size)
+    def __init__(self, size: int = SETUPS_AT_ONCE, per_caller: int = SETUPS_PER_CALLER) -> None:
+        self._all = asyncio.Semaphore(size)
+        self._per_caller = per_caller
+        self._callers: dict[Hashable, _Caller] = {}
 
-    async def take(self) -> None:
-        await self._semaphore.acquire()
+    async def take(self, caller: Hashable) -> Callable[[], None]:
+        """Wait for a slot of `caller`'s and one of the server's; returns what gives them back."""
+        entry = self._callers.get(caller)
+        if entry is None:
+            entry = self._callers[caller] = _Caller(self._per_caller)
+        entry.users += 1
+        try:
+            await entry.semaphore.acquire()
+            try:
+                await self._all.acquire()
+            except BaseException:
+                entry.semaphore.release()
+                raise
+        except BaseException:
+            self._leave(caller, entry)
+            raise
 
-    def give_back(self) -> None:
-        self._semaphore.release()
+        def give_back() -> None:
+            self._all.release()
+            entry.semaphore.release()
+            self._leave(caller, entry)
+
+        return give_back
+
+    def _leave(self, caller: Hashable, entry: _Caller) -> None:
+        entry.users -= 1
+        if entry.users == 0 and self._callers.get(caller) is entry:
+            del self._callers[caller]
 
     @property
     def free(self) -> int:
-        return self._semaphore._value
+        return self._all._value
+
+    @property
+    def callers(self) -> int:
+        """Callers holding or waiting for slots now."""
+        return len(self._callers)
+
+
+@lru_cache(maxsize=PARSED_KEPT)
+def is_subscription(query: str, operation_name: str | None, max_tokens: int) -> bool:
+    """Whether the operation a message names is a subscription (False for anything that does
+    not parse: Strawberry reports that)."""
+    try:
+        operation = get_operation_ast(parse(query, max_tokens=max_tokens), operation_name)
+    except (GraphQLError, TypeError):
+        return False
+    return operation is not None and operation.operation is OperationType.SUBSCRIPTION
 
 
 def _subscription_limit(limit: int | None) -> dict[str, Any]:
@@ -57,13 +113,16 @@ def _subscription_limit(limit: int | None) -> dict[str, Any]:
 
 
 class DirectDelivery:
-    """A connection's market streams handed over by their operations, and the outbox they
-    are delivered through (both made with the first of them)."""
+    """A connection's market streams handed over by their operations, the outbox they are
+    delivered through (both made with the first of them), and the set-up slots its
+    subscriptions take."""
 
     websocket: AsyncWebSocketAdapter
-    view: object
+    view: Any
+    context: Context
     _outbox: Outbox | None = None
     _streams: dict[str, DirectStream] | None = None
+    _closing = False
 
     @property
     def outbox(self) -> Outbox:
@@ -78,21 +137,25 @@ class DirectDelivery:
             self._streams = {}
         return self._streams
 
-    async def run_offered(self, operation_id: str, message_start: str, operation: Awaitable[None]) -> None:
-        """Run the operation in a set-up slot, with direct delivery offered to it (its
-        messages start with `message_start`)."""
-        slots: SetupSlots = self.view.setup_slots  # type: ignore[attr-defined]
-        try:
-            await slots.take()
-        except BaseException:
-            operation.close()  # type: ignore[attr-defined]  (a coroutine never started)
-            raise
-        target = DirectTarget(self, operation_id, message_start, release=slots.give_back)
+    @property
+    def accepts_streams(self) -> bool:
+        return not self._closing
+
+    async def offer(self, operation_id: str, message_start: str, query: object, name: object) -> DirectTarget:
+        """Offer direct delivery to the operation the current task runs (its messages start
+        with `message_start`), after waiting for a set-up slot if it is a subscription.
+        Raises CancelledError if the operation is cancelled while it waits."""
+        release = None
+        if isinstance(query, str) and is_subscription(query, name if isinstance(name, str) else None, self._tokens):
+            claims = self.context.auth.claims
+            release = await self.view.setup_slots.take(claims.user_id if claims is not None else id(self))
+        target = DirectTarget(self, operation_id, message_start, release)
         direct_target.set(target)
-        try:
-            await operation
-        finally:
-            target.set_up()
+        return target
+
+    @property
+    def _tokens(self) -> int:
+        return int(self.view.max_tokens)
 
     def close_direct(self, operation_id: str) -> None:
         stream = self.direct_streams.pop(operation_id, None)
@@ -100,6 +163,8 @@ class DirectDelivery:
             stream.close()
 
     def close_every_direct(self) -> None:
+        """The connection is closing: close its streams, and adopt none from now on."""
+        self._closing = True
         if self._outbox is not None:
             self._outbox.close()
         for operation_id in list(self.direct_streams):
@@ -120,11 +185,15 @@ class TransportWSHandler(DirectDelivery, BaseGraphQLTransportWSHandler[Context, 
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         start = f'{{"id":{encode_json(operation.id)},"type":"next","payload":{{"data":'
-        await self.run_offered(operation.id, start, super().run_operation(operation))
+        target = await self.offer(operation.id, start, operation.query, operation.operation_name)
+        try:
+            await super().run_operation(operation)
+        finally:
+            target.set_up()
 
     def adopt(self, operation_id: str, stream: DirectStream) -> bool:
         operation = self.operations.get(operation_id)
-        if operation is None or operation.completed:
+        if not self.accepts_streams or operation is None or operation.completed:
             return False
         operation.completed = True  # Strawberry's task ends without a complete
         # and nothing of its set-up is kept: the task (its context), the query, the variables
@@ -136,21 +205,21 @@ class TransportWSHandler(DirectDelivery, BaseGraphQLTransportWSHandler[Context, 
         operation = self.operations.get(operation_id)
         if self.direct_streams.pop(operation_id, None) is None or operation is None:
             return
-        operation.completed = False
         payload = {"data": None, "errors": [error.formatted]}
-        await operation.send_operation_message({"id": operation_id, "type": "next", "payload": payload})  # type: ignore[typeddict-item]
-        await operation.send_operation_message({"id": operation_id, "type": "complete"})
+        await self.send_message({"id": operation_id, "type": "next", "payload": payload})  # type: ignore[typeddict-item]
+        if self.operations.get(operation_id) is operation:  # the client did not complete it meanwhile
+            del self.operations[operation_id]  # forgotten before its last message, as Strawberry does
+            await self.send_message({"id": operation_id, "type": "complete"})
 
     async def cleanup_operation(self, operation_id: str) -> None:
-        if operation_id in self.direct_streams:
+        operation = self.operations.get(operation_id)
+        if operation is not None and operation.task is None:  # handed over: open, or ending
             self.close_direct(operation_id)
-            self.operations.pop(operation_id, None)
+            del self.operations[operation_id]
             return
         await super().cleanup_operation(operation_id)
 
     async def shutdown(self) -> None:
-        for operation_id in self.direct_streams:
-            self.operations.pop(operation_id, None)
         self.close_every_direct()
         await super().shutdown()
 
@@ -166,7 +235,8 @@ class LegacyWSHandler(DirectDelivery, BaseGraphQLWSHandler[Context, None]):
 
     async def handle_start(self, message: StartMessage) -> None:
         operation_id = message["id"]
-        self.close_direct(operation_id)  # a start reusing an id replaces that operation
+        if operation_id in self.direct_streams:  # a start reusing an id replaces that operation
+            await self.cleanup_operation(operation_id)
         limit = self.max_subscriptions_per_connection
         full = limit is not None and len(self.tasks) + len(self.direct_streams) >= limit
         if self.connection_acknowledged and operation_id not in self.tasks and full:
@@ -178,11 +248,18 @@ class LegacyWSHandler(DirectDelivery, BaseGraphQLWSHandler[Context, None]):
         self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None
     ) -> None:
         start = f'{{"type":"data","id":{encode_json(operation_id)},"payload":{{"data":'
-        results = super().handle_async_results(operation_id, query, operation_name, variables)
-        await self.run_offered(operation_id, start, results)
+        try:
+            target = await self.offer(operation_id, start, query, operation_name)
+        except asyncio.CancelledError:  # stopped while waiting for a slot: answered as Strawberry answers a stop
+            await self.send_message({"type": "complete", "id": operation_id})
+            return
+        try:
+            await super().handle_async_results(operation_id, query, operation_name, variables)
+        finally:
+            target.set_up()
 
     def adopt(self, operation_id: str, stream: DirectStream) -> bool:
-        if operation_id not in self.tasks:
+        if not self.accepts_streams or operation_id not in self.tasks:
             return False
         self.direct_streams[operation_id] = stream
         return True

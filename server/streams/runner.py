@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
+from contextvars import Context
 
 from server.brokers.streaming import (
     Channel,
@@ -62,7 +63,8 @@ class FeedRunner:
         self._changed = asyncio.Event()
         self.connects = 0
         self.connected = False
-        self.task = asyncio.create_task(self._run(), name=f"feed-{feed.family.value}")
+        # A context of its own: the feed outlives the subscription whose set-up started it.
+        self.task = asyncio.create_task(self._run(), name=f"feed-{feed.family.value}", context=Context())
 
     def want(self, wanted: Mapping[Channel, set[str]]) -> None:
         self._wanted = {channel: frozenset(wanted.get(channel, ())) for channel in Channel}

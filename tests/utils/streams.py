@@ -10,13 +10,14 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from gql import Client, GraphQLRequest
 from gql.client import AsyncClientSession
 from gql.transport.websockets import WebsocketsTransport
 from starlette.applications import Starlette
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol
 from websockets.frames import Frame
 from websockets.protocol import State
@@ -197,3 +198,52 @@ async def multipart_events(
                 part, buffer = rest[:end], rest[end:]
                 if "application/json" in head and part.strip() and part.strip() != "{}":
                     yield json.loads(part)
+
+
+RAW_QUOTES = "subscription($symbols: [String!]!) { quotes(symbols: $symbols) { symbol bidPrice askPrice timestamp } }"
+
+
+class RawSession:
+    """One WebSocket spoken by hand, so a test sees every message as it was sent."""
+
+    def __init__(self, socket: ClientConnection, protocol: str) -> None:
+        self.socket = socket
+        self.protocol = protocol
+
+    async def start(self, operation_id: str, symbols: list[str]) -> None:
+        """Subscribe to `symbols`' quotes (RAW_QUOTES)."""
+        await self.send(operation_id, RAW_QUOTES, {"symbols": symbols})
+
+    async def send(self, operation_id: str, query: str, variables: dict[str, Any] | None = None) -> None:
+        start = "subscribe" if self.protocol == TRANSPORT_WS else "start"
+        payload = {"query": query, "variables": variables or {}}
+        await self.socket.send(json.dumps({"id": operation_id, "type": start, "payload": payload}))
+
+    async def stop(self, operation_id: str) -> None:
+        stop = "complete" if self.protocol == TRANSPORT_WS else "stop"
+        await self.socket.send(json.dumps({"id": operation_id, "type": stop}))
+
+    async def text(self) -> str:
+        """The next message but keep-alives, as sent."""
+        async with asyncio.timeout(WAIT_SECONDS):
+            while True:
+                message = await self.socket.recv()
+                assert isinstance(message, str)
+                if json.loads(message)["type"] != "ka":
+                    return message
+
+    async def message(self) -> dict[str, Any]:
+        return cast(dict[str, Any], json.loads(await self.text()))
+
+
+@asynccontextmanager
+async def raw_session(address: str, token: str, protocol: str) -> AsyncIterator[RawSession]:
+    async with asyncio.timeout(WAIT_SECONDS):
+        socket = await connect(f"ws://{address}/graphql", subprotocols=[protocol])  # type: ignore[list-item]
+    try:
+        session = RawSession(socket, protocol)
+        await socket.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
+        assert (await session.message())["type"] == "connection_ack"
+        yield session
+    finally:
+        await socket.close()

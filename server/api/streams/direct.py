@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Hashable
-from contextvars import ContextVar
+from contextvars import Context, ContextVar
 from datetime import datetime
 from typing import Protocol
 
@@ -71,6 +71,7 @@ class Outbox:
         self._pending: dict[tuple[DirectStream, Hashable], MarketEvent | None] = {}
         self._ready = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._closed = False
         self.replaced = 0  # events overwritten before they were written
 
     def __len__(self) -> int:
@@ -79,13 +80,18 @@ class Outbox:
     def put(self, stream: DirectStream, key: Hashable, event: MarketEvent | None) -> None:
         """`event` for `stream`, replacing one of the same key still waiting (None: the
         stream's end, once what it had waiting is written)."""
+        if self._closed:
+            return
         pending = self._pending
         waiting = len(pending)
         pending[(stream, key)] = event
         if len(pending) == waiting:
             self.replaced += 1
         if self._writer is None:
-            self._writer = asyncio.get_running_loop().create_task(self._write(), name="market-outbox")
+            # A context of its own: it lives as long as the connection, not the operation whose
+            # first event started it, and must keep nothing of that operation.
+            writer = self._write()
+            self._writer = asyncio.get_running_loop().create_task(writer, name="market-outbox", context=Context())
         self._ready.set()
 
     async def _write(self) -> None:
@@ -102,13 +108,18 @@ class Outbox:
                     if message is not None:
                         await self._send(message)
                 except DISCONNECTED:
-                    return  # the connection is closing: its handler closes every stream
+                    self._closed = True  # the connection is closing: its handler closes every stream
+                    self._pending.clear()
+                    return
                 except Exception as error:
-                    logger.exception("sending a market message failed")
-                    stream.fail(error)
+                    if stream.open:
+                        stream.fail(error)  # reported with the stream's end
+                    else:
+                        logger.exception("ending a market stream failed")
 
     def close(self) -> None:
         """The connection is over: write nothing more."""
+        self._closed = True
         if self._writer is not None:
             self._writer.cancel()
         self._pending.clear()
@@ -169,6 +180,7 @@ class DirectStream:
         "_expires_at",
         "_expiry",
         "_now",
+        "_outcome",
         "_subscription",
         "_target",
         "open",
@@ -191,6 +203,7 @@ class DirectStream:
         self._subscription: MarketSubscription | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self._ended: list[Ended] = []
+        self._outcome: GraphQLError | None = None  # the error it ended with, once closed
         self.open = True
 
     @property
@@ -208,14 +221,18 @@ class DirectStream:
             return
         target.stream = self
         remaining = (self._expires_at - self._now()).total_seconds()
-        self._expiry = asyncio.get_running_loop().call_later(max(remaining, 0), self._expire)
+        self._expiry = asyncio.get_running_loop().call_later(max(remaining, 0), self._expire, context=Context())
 
     def _expire(self) -> None:
         self.fail(expired())
 
     def when_ended(self, callback: Ended) -> None:
-        """Call `callback` once the stream ends: with the error the client was sent, or None."""
-        self._ended.append(callback)
+        """Call `callback` once the stream ends (now, if it has): with the error it ended
+        with, or None."""
+        if self.open:
+            self._ended.append(callback)
+        else:
+            callback(self._outcome)
 
     # The hub's side: cheap, never blocks.
 
@@ -252,21 +269,27 @@ class DirectStream:
         """End with the failure, once what came before it was written."""
         if not self.open or self._error is None:
             return
-        raw = _as_graphql_error(self._error)
-        log_errors([raw], None)  # as Strawberry logs it, before it is coded for the client
-        error = to_client_error(raw)
+        error = self._client_error()
         self._close(error)
         await self._target.host.end(self._target.operation_id, error)
 
     # The handler's side.
 
     def close(self) -> None:
-        """The operation is over (the client's complete, the connection's end)."""
+        """The operation is over (the client's complete, the connection's end); a failure
+        not yet sent still counts as its outcome."""
         if self.open:
-            self._close(None)
+            self._close(self._client_error() if self._error is not None else None)
+
+    def _client_error(self) -> GraphQLError:
+        assert self._error is not None
+        raw = _as_graphql_error(self._error)
+        log_errors([raw], None)  # as Strawberry logs it, before it is coded for the client
+        return to_client_error(raw)
 
     def _close(self, error: GraphQLError | None) -> None:
         self.open = False
+        self._outcome = error
         if self._expiry is not None:
             self._expiry.cancel()
         if self._subscription is not None:

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import Context
 from typing import Any
 
 from alpaca.trading.models import TradeUpdate as AlpacaTradeUpdate
@@ -84,7 +85,8 @@ class TradeUpdatesStream:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="alpaca-trade-updates")
+            # A context of its own: the stream outlives the request that built its broker.
+            self._task = asyncio.create_task(self._run(), name="alpaca-trade-updates", context=Context())
 
     async def stop(self) -> None:
         tasks = [task for task in (self._task, *self._resuming) if task is not None]

@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Hashable
-from contextlib import asynccontextmanager
+from collections.abc import Hashable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
@@ -15,79 +14,34 @@ from typing import Any, cast
 
 import pytest
 from graphql import ExecutionResult, GraphQLError
-from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocketDisconnect
-from websockets.asyncio.client import ClientConnection, connect
 
 from server.api.errors import ApiError, ErrorCode
-from server.api.http import TradingGraphQL
 from server.api.streams.direct import DirectStream, DirectTarget, Outbox
 from server.api.streams.encoding import PreEncoded
 from server.api.streams.execution import SubscriptionExecutor
-from server.api.ws_handlers import SetupSlots
 from server.brokers.domain import Quote
 from server.streams.hub import MarketSubscription
 from server.streams.mailbox import Mailbox
 from tests.utils.metrics import scrape, value
 from tests.utils.streams import (
     LEGACY_WS,
+    RAW_QUOTES,
     TRANSPORT_WS,
     Stream,
     StreamingServer,
     eventually,
     multipart_events,
+    raw_session,
     ws_session,
 )
 
 pytestmark = pytest.mark.anyio
-QUOTES = "subscription($symbols: [String!]!) { quotes(symbols: $symbols) { symbol bidPrice askPrice timestamp } }"
 NOW = datetime(2026, 12, 7, 15, tzinfo=UTC)
 WAIT = 5.0
 
 
 # ----- over a real server ---------------------------------------------------------------
-
-
-class RawSession:
-    """One WebSocket spoken by hand, so a test sees every message as it was sent."""
-
-    def __init__(self, socket: ClientConnection, protocol: str) -> None:
-        self.socket = socket
-        self.protocol = protocol
-
-    async def start(self, operation_id: str, symbols: list[str]) -> None:
-        start = "subscribe" if self.protocol == TRANSPORT_WS else "start"
-        payload = {"query": QUOTES, "variables": {"symbols": symbols}}
-        await self.socket.send(json.dumps({"id": operation_id, "type": start, "payload": payload}))
-
-    async def stop(self, operation_id: str) -> None:
-        stop = "complete" if self.protocol == TRANSPORT_WS else "stop"
-        await self.socket.send(json.dumps({"id": operation_id, "type": stop}))
-
-    async def text(self) -> str:
-        """The next message but keep-alives, as sent."""
-        async with asyncio.timeout(WAIT):
-            while True:
-                message = await self.socket.recv()
-                assert isinstance(message, str)
-                if json.loads(message)["type"] != "ka":
-                    return message
-
-    async def message(self) -> dict[str, Any]:
-        return cast(dict[str, Any], json.loads(await self.text()))
-
-
-@asynccontextmanager
-async def raw_session(address: str, token: str, protocol: str) -> AsyncIterator[RawSession]:
-    async with asyncio.timeout(WAIT):
-        socket = await connect(f"ws://{address}/graphql", subprotocols=[protocol])  # type: ignore[list-item]
-    try:
-        session = RawSession(socket, protocol)
-        await socket.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
-        assert (await session.message())["type"] == "connection_ack"
-        yield session
-    finally:
-        await socket.close()
 
 
 PROTOCOLS = [(TRANSPORT_WS, ["id", "type", "payload"], "next"), (LEGACY_WS, ["type", "id", "payload"], "data")]
@@ -178,9 +132,9 @@ async def test_websocket_subscriptions_are_delivered_directly_and_multipart_ones
 ) -> None:
     ada, bob = await server.sign_up("ada"), await server.sign_up("bob")
     async with ws_session(server.address, ada.access_token) as session:
-        stream = Stream(session, QUOTES, symbols=["AAPL"])
+        stream = Stream(session, RAW_QUOTES, symbols=["AAPL"])
         await stream.next()
-        events = multipart_events(server.address, bob.access_token, QUOTES, {"symbols": ["MSFT"]})
+        events = multipart_events(server.address, bob.access_token, RAW_QUOTES, {"symbols": ["MSFT"]})
         try:
             await anext(events)
             receivers = {
@@ -219,49 +173,6 @@ async def test_streams_of_one_query_and_variables_share_an_executor_that_keeps_n
     assert executors[(ada.user_id, "AAPL")] is executors[(bob.user_id, "AAPL")]
     assert executors[(ada.user_id, "MSFT")] is not executors[(ada.user_id, "AAPL")]
     assert all(executor.context_value is None for executor in executors.values())
-
-
-def graphql_view(server: StreamingServer) -> TradingGraphQL:
-    (route,) = [route for route in server.app.routes if isinstance(route, WebSocketRoute)]
-    return cast(TradingGraphQL, route.app)
-
-
-SUBSCRIPTIONS = [
-    QUOTES,
-    'subscription { trades(symbols: ["MSFT"]) { symbol } }',
-    'subscription { bars(symbols: ["SPY"]) { symbol } }',
-    "subscription { orderUpdates { event } }",
-    "subscription { portfolio { equity } }",
-    'subscription { quotes(symbols: ["NOPE"]) { symbol } }',  # refused
-    '{ quote(symbol: "AAPL") { symbol } }',  # a query over the socket
-]
-
-
-@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
-async def test_every_operation_gives_its_set_up_slot_back(server: StreamingServer, protocol: str) -> None:
-    slots = graphql_view(server).setup_slots
-    free = slots.free
-    user = await server.sign_up("ada")
-    start = "subscribe" if protocol == TRANSPORT_WS else "start"
-    async with raw_session(server.address, user.access_token, protocol) as session:
-        for number, query in enumerate(SUBSCRIPTIONS):
-            variables = {"symbols": ["AAPL"]} if query is QUOTES else {}
-            payload = {"query": query, "variables": variables}
-            await session.socket.send(json.dumps({"id": str(number), "type": start, "payload": payload}))
-        await session.message()  # something has arrived: the operations are under way
-        await eventually(lambda: slots.free == free)  # the subscriptions still open hold none
-
-
-async def test_a_burst_larger_than_the_slots_is_set_up_in_turn(server: StreamingServer) -> None:
-    slots = graphql_view(server).setup_slots = SetupSlots(2)
-    user = await server.sign_up("ada")
-    symbols = ["AAPL", "MSFT", "SPY", "QQQ", "IWM", "TSLA"]
-    async with raw_session(server.address, user.access_token, TRANSPORT_WS) as session:
-        for number, symbol in enumerate(symbols):
-            await session.start(str(number), [symbol])
-        got = {(await session.message())["payload"]["data"]["quotes"]["symbol"] for _ in symbols}
-    assert got == set(symbols)
-    assert slots.free == 2
 
 
 # ----- the outbox and its streams -------------------------------------------------------
@@ -427,7 +338,7 @@ async def test_a_failed_send_ends_its_stream_and_the_writer_goes_on(caplog: pyte
     await settle()
     assert host.symbols_sent() == ["AAPL", "MSFT"]
     assert codes(host) == [("1", "INTERNAL_SERVER_ERROR")]
-    assert next(record.getMessage() for record in caplog.records) == "sending a market message failed"
+    assert [record.getMessage() for record in caplog.records] == ["unexpected error in operation"]
     host.outbox.close()
 
 
@@ -466,5 +377,29 @@ async def test_a_closed_stream_sends_nothing_more_and_releases_its_subscription(
 async def test_an_operation_over_before_its_hand_over_closes_its_subscription() -> None:
     host = Host()
     host.adopt = lambda operation_id, stream: False  # type: ignore[method-assign]
-    stream = handed_over(host, "1")
+    released: list[MarketSubscription] = []
+    stream = DirectStream(
+        DirectTarget(host, "1", '{"id":"1","type":"next","payload":{"data":'),
+        cast(SubscriptionExecutor, SharedExecutor()),
+        lambda event: cast(Any, event).symbol,
+        NOW + timedelta(seconds=60),
+        Clock(),
+    )
+    stream.hand_over(MarketSubscription(frozenset(), _release=released.append))
     assert not stream.open
+    assert len(released) == 1
+    stream.put(key("AAPL"), quote("AAPL"))
+    assert len(host.outbox) == 0
+
+
+async def test_a_failed_stream_closed_before_its_end_was_sent_counts_its_code() -> None:
+    host = Host()
+    stream = handed_over(host, "1")
+    stream.fail(ApiError(ErrorCode.BROKER_UNAVAILABLE, "upstream gone"))
+    stream.close()  # the connection closed first
+    late: list[GraphQLError | None] = []
+    stream.when_ended(late.append)  # after the end: called at once
+    await settle()
+    assert host.ended == []
+    assert [error and error.extensions for error in late] == [{"code": "BROKER_UNAVAILABLE"}]
+    host.outbox.close()
