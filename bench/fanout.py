@@ -23,7 +23,7 @@ Two phases, each on its own server (both start at once; the second idles until i
 
 Latency is the client's receive time minus the quote's `timestamp`: the moment its market
 step began, on the same wall clock. It includes the exchange's stream pulse noticing the new
-step (it polls every 20 ms), computing the quotes, the hub's fan-out into each connection's
+step (it wakes as each step begins), computing the quotes, the hub's fan-out into each connection's
 outbox, GraphQL execution and JSON encoding (both shared by subscribers of one symbol), the
 connection's writer, WebSocket framing (and permessage-deflate when offered), loopback, and
 the load process's own queueing and parsing.

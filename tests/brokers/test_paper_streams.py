@@ -10,7 +10,7 @@ import pytest
 
 from server.brokers.domain import Bar, Quote, Trade
 from server.brokers.paper.feed import PaperFeed
-from server.brokers.paper.streams import PULSE_SECONDS, PaperStreams, StreamLimitError
+from server.brokers.paper.streams import PULSE_SECONDS, STEP_SLACK_SECONDS, PaperStreams, StreamLimitError
 from server.brokers.streaming import Channel, Family, FeedDropped, FeedError, FeedProblem, MarketEvent
 from tests.utils.paper import PaperWorld, paper_world
 
@@ -282,3 +282,16 @@ async def test_paper_feed_connection_ends_dropped_when_the_exchange_cuts_it(
             await waiting
     await connection.close()  # closing after the drop is harmless
     await feed(world, streams).connect(Sink())  # and a reconnect is allowed
+
+
+def test_the_pulse_looks_again_just_as_the_next_step_begins() -> None:
+    world = paper_world()
+    streams = PaperStreams(world.exchange)
+    market = world.exchange.market
+    tick = market.tick.total_seconds()
+    assert streams._until_next_look() == PULSE_SECONDS  # a step just began: the next is far off
+    world.clock.advance(tick - 0.005)  # 5 ms before the next step
+    assert 0.005 < streams._until_next_look() <= 0.005 + STEP_SLACK_SECONDS + 1e-9
+    step = market.current_step()
+    world.clock.advance(streams._until_next_look())
+    assert market.current_step() == step + 1  # waking then finds the new step

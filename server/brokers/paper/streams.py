@@ -2,7 +2,8 @@
 
 A session is what an Alpaca stream connection is to Alpaca: opened per account and feed
 family (one at a time, like Alpaca's 406), holding the symbols it subscribed per channel,
-fed whenever the market reaches a new step. One pulse task serves every session: each
+fed whenever the market reaches a new step. One pulse task serves every session (it looks
+every PULSE_SECONDS, and just as each step begins on the wall clock): each
 step's quotes, trades and bars are computed once for the symbols anyone wants, and every
 session receives the same objects. `drop_all` is the fault a test injects.
 """
@@ -20,6 +21,7 @@ from server.brokers.streaming import Channel, EventSink, Family, MarketEvent
 
 logger = logging.getLogger(__name__)
 PULSE_SECONDS = 0.02
+STEP_SLACK_SECONDS = 0.001  # wake this far past a step's start, so the step has begun
 
 
 class StreamLimitError(Exception):
@@ -117,7 +119,7 @@ class PaperStreams:
         market = self._exchange.market
         last_step = market.current_step()
         while True:
-            await asyncio.sleep(PULSE_SECONDS)
+            await asyncio.sleep(self._until_next_look())
             step = market.current_step()
             if step == last_step or not self._sessions:
                 last_step = step
@@ -127,6 +129,14 @@ class PaperStreams:
                 self.publish()
             except Exception:
                 logger.exception("paper stream pulse failed")
+
+    def _until_next_look(self) -> float:
+        """Every PULSE_SECONDS, but just past the next step's start when that comes sooner:
+        on the wall clock a step is published as it begins, not up to a pulse later. (A
+        manual clock stands still meanwhile, so tests that step it are seen within a pulse.)"""
+        market = self._exchange.market
+        into_step = (market.clock.now() - market.epoch) % market.tick
+        return min(PULSE_SECONDS, (market.tick - into_step).total_seconds() + STEP_SLACK_SECONDS)
 
     def publish(self) -> None:
         """Send every session what changed since it was last sent, computed once per symbol."""
