@@ -100,7 +100,7 @@ def is_subscription(query: str, operation_name: str | None, max_tokens: int) -> 
     not parse: Strawberry reports that)."""
     try:
         operation = get_operation_ast(parse(query, max_tokens=max_tokens), operation_name)
-    except (GraphQLError, TypeError):
+    except (GraphQLError, TypeError, RecursionError):
         return False
     return operation is not None and operation.operation is OperationType.SUBSCRIPTION
 
