@@ -21,12 +21,14 @@ from collections.abc import Callable, Hashable
 from functools import lru_cache
 from typing import Any
 
-from graphql import GraphQLError, OperationType, get_operation_ast, parse
+from graphql import GraphQLError, parse
 from strawberry.http.async_base_view import AsyncWebSocketAdapter
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler, Operation
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage, StartMessage
+from strawberry.types.graphql import OperationType as StrawberryOperationType
+from strawberry.utils.operation import get_operation_type
 
 from server.api.context import Context
 from server.api.errors import ErrorCode
@@ -36,6 +38,7 @@ from server.api.streams.encoding import encode_json
 SETUPS_AT_ONCE = 32
 SETUPS_PER_CALLER = 4
 PARSED_KEPT = 512
+CACHED_QUERY_CHARS = 8192
 
 
 class _Caller:
@@ -94,15 +97,22 @@ class SetupSlots:
         return len(self._callers)
 
 
-@lru_cache(maxsize=PARSED_KEPT)
 def is_subscription(query: str, operation_name: str | None, max_tokens: int) -> bool:
-    """Whether the operation a message names is a subscription (False for anything that does
-    not parse: Strawberry reports that)."""
+    """Whether Strawberry will run the operation a message names as a subscription (by its
+    own rule: no name means the first operation). False for anything that does not parse:
+    Strawberry reports that. Queries up to CACHED_QUERY_CHARS long are parsed once."""
+    if len(query) <= CACHED_QUERY_CHARS:
+        return _is_subscription(query, operation_name, max_tokens)
+    return _is_subscription.__wrapped__(query, operation_name, max_tokens)
+
+
+@lru_cache(maxsize=PARSED_KEPT)
+def _is_subscription(query: str, operation_name: str | None, max_tokens: int) -> bool:
     try:
-        operation = get_operation_ast(parse(query, max_tokens=max_tokens), operation_name)
-    except (GraphQLError, TypeError, RecursionError):
+        kind = get_operation_type(parse(query, max_tokens=max_tokens), operation_name)
+    except (GraphQLError, RuntimeError, TypeError, RecursionError):  # RuntimeError: no such operation
         return False
-    return operation is not None and operation.operation is OperationType.SUBSCRIPTION
+    return kind is StrawberryOperationType.SUBSCRIPTION
 
 
 def _subscription_limit(limit: int | None) -> dict[str, Any]:
@@ -146,7 +156,10 @@ class DirectDelivery:
         with `message_start`), after waiting for a set-up slot if it is a subscription.
         Raises CancelledError if the operation is cancelled while it waits."""
         release = None
-        if isinstance(query, str) and is_subscription(query, name if isinstance(name, str) else None, self._tokens):
+        subscription = isinstance(query, str) and (
+            not (name is None or isinstance(name, str)) or is_subscription(query, name, self._tokens)
+        )
+        if subscription:
             claims = self.context.auth.claims
             release = await self.view.setup_slots.take(claims.user_id if claims is not None else id(self))
         target = DirectTarget(self, operation_id, message_start, release)
@@ -186,18 +199,33 @@ class TransportWSHandler(DirectDelivery, BaseGraphQLTransportWSHandler[Context, 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         start = f'{{"id":{encode_json(operation.id)},"type":"next","payload":{{"data":'
         target = await self.offer(operation.id, start, operation.query, operation.operation_name)
+        task = asyncio.current_task()
+        self._running[task] = operation
         try:
             await super().run_operation(operation)
         finally:
             target.set_up()
+            del self._running[task]
+
+    @property
+    def _running(self) -> dict[asyncio.Task[Any] | None, Operation[Context, None]]:
+        """Each running operation, by its task."""
+        running = self.__dict__.get("_running_operations")
+        if running is None:
+            running = self.__dict__["_running_operations"] = {}
+        return running
 
     def adopt(self, operation_id: str, stream: DirectStream) -> bool:
-        operation = self.operations.get(operation_id)
-        if not self.accepts_streams or operation is None or operation.completed:
+        own = self._running.get(asyncio.current_task())
+        if own is None:
             return False
-        operation.completed = True  # Strawberry's task ends without a complete
-        # and nothing of its set-up is kept: the task (its context), the query, the variables
-        operation.task, operation.query, operation.variables = None, "", None
+        own.completed = True  # Strawberry's task ends without a word, handed over or not
+        # The id must still be this operation's: a cancel can be swallowed (by wait_for)
+        # after the client completed it, and the id reused by a new operation.
+        if not self.accepts_streams or self.operations.get(operation_id) is not own:
+            return False
+        # Nothing of its set-up is kept: the task (its context), the query, the variables.
+        own.task, own.query, own.variables = None, "", None
         self.direct_streams[operation_id] = stream
         return True
 
@@ -255,11 +283,13 @@ class LegacyWSHandler(DirectDelivery, BaseGraphQLWSHandler[Context, None]):
             return
         try:
             await super().handle_async_results(operation_id, query, operation_name, variables)
+        except DISCONNECTED:
+            pass  # its closing message met a closed connection (Strawberry's task no longer awaited)
         finally:
             target.set_up()
 
     def adopt(self, operation_id: str, stream: DirectStream) -> bool:
-        if not self.accepts_streams or operation_id not in self.tasks:
+        if not self.accepts_streams or self.tasks.get(operation_id) is not asyncio.current_task():
             return False
         self.direct_streams[operation_id] = stream
         return True

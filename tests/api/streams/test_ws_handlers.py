@@ -15,7 +15,7 @@ from starlette.routing import WebSocketRoute
 from strawberry.asgi import ASGIWebSocketAdapter
 
 from server.api.http import TradingGraphQL
-from server.api.ws_handlers import SETUPS_AT_ONCE, SetupSlots, is_subscription
+from server.api.ws_handlers import SETUPS_AT_ONCE, SetupSlots, TransportWSHandler, _is_subscription, is_subscription
 from server.brokers.paper.market_data import PaperMarket
 from tests.utils.streams import LEGACY_WS, RAW_QUOTES, TRANSPORT_WS, StreamingServer, eventually, raw_session
 
@@ -73,7 +73,9 @@ def problems(caplog: pytest.LogCaptureFixture) -> list[str]:
         ("mutation { logout }", None, False),
         ("query Q { a } subscription S { quotes(symbols: []) { symbol } }", "S", True),
         ("query Q { a } subscription S { quotes(symbols: []) { symbol } }", "Q", False),
-        ("query Q { a } subscription S { quotes(symbols: []) { symbol } }", None, False),  # ambiguous
+        ("query Q { a } subscription S { quotes(symbols: []) { symbol } }", None, False),  # the first runs
+        ("subscription S { quotes(symbols: []) { symbol } } query Q { a }", None, True),
+        ("fragment F on Quote { symbol } subscription { quotes(symbols: []) { ...F } }", None, True),
         ("subscription {", None, False),  # Strawberry reports it
         ("subscription { " + "a " * 3000 + "}", None, False),  # past the token limit: refused
     ],
@@ -261,7 +263,76 @@ async def test_a_legacy_start_reusing_an_id_completes_the_old_operation(server: 
 
 
 def test_messages_are_parsed_once_per_query() -> None:
-    before = is_subscription.cache_info().hits
+    before = _is_subscription.cache_info().hits
     for _ in range(3):
         assert is_subscription(RAW_QUOTES, None, 2000)
-    assert is_subscription.cache_info().hits - before >= 2
+    assert _is_subscription.cache_info().hits - before >= 2
+
+
+async def test_a_legacy_set_up_finishing_as_the_connection_closes_is_not_handed_over(
+    server: StreamingServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The connection's cleanup cancels its operations one at a time; one whose set-up ends
+    meanwhile must not be handed over (its stream would outlive the connection)."""
+    original = PaperMarket.get_quotes
+    calls: list[int] = []
+
+    async def get_quotes(market: PaperMarket, symbols: list[str]) -> Any:
+        calls.append(len(calls))
+        first = len(calls) == 1
+        try:
+            await asyncio.sleep(0.3 if first else 0.1)
+        except asyncio.CancelledError:
+            if first:
+                await asyncio.sleep(0.2)  # the first one takes its time to stop
+            raise
+        return await original(market, symbols)
+
+    monkeypatch.setattr(PaperMarket, "get_quotes", get_quotes)
+    user = await server.sign_up("ada")
+    async with raw_session(server.address, user.access_token, LEGACY_WS) as session:
+        await session.start("0", ["AAPL"])
+        await session.start("1", ["MSFT"])
+        await eventually(lambda: len(calls) == 2)
+    await asyncio.sleep(0.4)  # the second set-up ends while the first is being cancelled
+    await eventually(lambda: server.services.streams._users == {})
+    assert problems(caplog) == []
+
+
+async def test_a_cancel_swallowed_after_a_complete_hands_over_nothing_under_the_reused_id(
+    server: StreamingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wait_for can swallow a cancel that lands as its result arrives: the completed
+    operation's set-up then goes on, and must not take over the new operation of that id."""
+    original = PaperMarket.get_quotes
+    answer: list[asyncio.Future[None]] = []
+
+    async def get_quotes(market: PaperMarket, symbols: list[str]) -> Any:
+        if not answer:
+            answer.append(asyncio.get_running_loop().create_future())
+            await answer[0]
+        return await original(market, symbols)
+
+    cleanup = TransportWSHandler.cleanup_operation
+
+    async def cleanup_as_the_broker_answers(handler: TransportWSHandler, operation_id: str) -> None:
+        if answer and not answer[0].done():
+            answer[0].set_result(None)  # the broker answers in the very step the client completes
+        await cleanup(handler, operation_id)
+
+    monkeypatch.setattr(PaperMarket, "get_quotes", get_quotes)
+    monkeypatch.setattr(TransportWSHandler, "cleanup_operation", cleanup_as_the_broker_answers)
+    user = await server.sign_up("ada")
+    async with raw_session(server.address, user.access_token, TRANSPORT_WS) as session:
+        await session.start("1", ["AAPL"])
+        await eventually(lambda: bool(answer))
+        await session.stop("1")
+        await session.start("1", ["MSFT"])  # the id reused at once
+        first = await session.message()
+        server.tick()
+        second = await session.message()
+        symbols = [message["payload"]["data"]["quotes"]["symbol"] for message in (first, second)]
+        assert symbols == ["MSFT", "MSFT"]
+        assert {key[1] for key in server.services.streams.subscribed(next(iter(server.services.streams._users)))} == {
+            "MSFT"
+        }
