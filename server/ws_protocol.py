@@ -5,7 +5,8 @@ subscriptions on a connection that was ten socket writes, each a system call. He
 frames a connection produces in one turn of the event loop are joined and written in the
 next, in order, with one call. Closing writes what is pending first. Past `FLUSH_BYTES`
 pending, a write goes out at once, so that the transport's own flow control (uvicorn's
-`send` waits while it is paused) still holds back a slow reader within one turn.
+`send` waits while it is paused) still holds back a slow reader within one turn. The app
+may also flush a connection itself (FLUSH_EXTENSION), once it has sent what it had.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, cast
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 FLUSH_BYTES = 64 * 1024
+FLUSH_EXTENSION = "coalescing.flush"
 
 
 class CoalescingTransport:
@@ -60,7 +62,16 @@ class CoalescingTransport:
 
 
 class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
+    """Also offers the app its connection's flush, as the ASGI extension FLUSH_EXTENSION: a
+    writer that has sent a batch can send it at once rather than at the end of the turn."""
+
+    _coalescing: CoalescingTransport
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # (uvloop's transports are not asyncio.Transport subclasses, but have its methods)
-        coalescing = CoalescingTransport(cast(asyncio.Transport, transport), self.loop)
-        super().connection_made(cast(asyncio.Transport, coalescing))
+        self._coalescing = CoalescingTransport(cast(asyncio.Transport, transport), self.loop)
+        super().connection_made(cast(asyncio.Transport, self._coalescing))
+
+    async def run_asgi(self) -> None:
+        self.scope["extensions"][FLUSH_EXTENSION] = {"flush": self._coalescing.flush}  # type: ignore[index]
+        await super().run_asgi()

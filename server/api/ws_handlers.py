@@ -34,6 +34,7 @@ from server.api.context import Context
 from server.api.errors import ErrorCode
 from server.api.streams.direct import DISCONNECTED, DirectStream, DirectTarget, Outbox, direct_target
 from server.api.streams.encoding import encode_json
+from server.ws_protocol import FLUSH_EXTENSION
 
 SETUPS_AT_ONCE = 32
 SETUPS_PER_CALLER = 4
@@ -137,8 +138,14 @@ class DirectDelivery:
     @property
     def outbox(self) -> Outbox:
         if self._outbox is None:
-            self._outbox = Outbox(self.websocket.send_json)
+            self._outbox = Outbox(self.websocket.send_json, self._flush())
         return self._outbox
+
+    def _flush(self) -> Callable[[], None] | None:
+        """The connection's flush, where the server offers one (server/ws_protocol.py)."""
+        scope = getattr(getattr(self.websocket, "ws", None), "scope", None) or {}
+        flush = (scope.get("extensions") or {}).get(FLUSH_EXTENSION, {}).get("flush")
+        return flush if callable(flush) else None
 
     @property
     def direct_streams(self) -> dict[str, DirectStream]:

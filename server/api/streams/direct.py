@@ -66,8 +66,9 @@ class DirectHost(Protocol):
 class Outbox:
     """One WebSocket connection's pending market messages, and the task that writes them."""
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, flush: Callable[[], None] | None = None) -> None:
         self._send = send
+        self._flush = flush  # the connection's: what was sent leaves now, not at the turn's end
         self._pending: dict[tuple[DirectStream, Hashable], MarketEvent | None] = {}
         self._ready = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
@@ -116,6 +117,10 @@ class Outbox:
                         stream.fail(error)  # reported with the stream's end
                     else:
                         logger.exception("ending a market stream failed")
+            if self._flush is not None:
+                # A tick wakes every connection's writer in one turn: each connection's batch
+                # leaves as soon as it is made, not all of them once the last is.
+                self._flush()
 
     def close(self) -> None:
         """The connection is over: write nothing more."""

@@ -144,6 +144,14 @@ async def test_websocket_subscriptions_are_delivered_directly_and_multipart_ones
                 for subscription in routes
             }
             assert receivers == {ada.user_id: DirectStream, bob.user_id: Mailbox}
+            (direct,) = [
+                subscription.receiver
+                for streams in server.services.streams._users.values()
+                for routes in streams.routes.values()
+                for subscription in routes
+                if isinstance(subscription.receiver, DirectStream)
+            ]
+            assert direct.outbox._flush is not None  # the server's protocol offers its flush
         finally:
             await events.aclose()  # type: ignore[attr-defined]
             await stream.close()
@@ -402,4 +410,18 @@ async def test_a_failed_stream_closed_before_its_end_was_sent_counts_its_code() 
     await settle()
     assert host.ended == []
     assert [error and error.extensions for error in late] == [{"code": "BROKER_UNAVAILABLE"}]
+    host.outbox.close()
+
+
+async def test_each_batch_is_flushed_as_soon_as_it_is_written() -> None:
+    host = Host()
+    flushed: list[int] = []
+    host.outbox = Outbox(host.send, lambda: flushed.append(len(host.sent)))
+    stream = handed_over(host, "1")
+    stream.put(key("AAPL"), quote("AAPL"))
+    stream.put(key("MSFT"), quote("MSFT"))
+    await settle()
+    stream.put(key("SPY"), quote("SPY"))
+    await settle()
+    assert flushed == [2, 3]  # once per batch, after its messages
     host.outbox.close()
