@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from graphql import GraphQLError
+from graphql import DocumentNode, GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -28,6 +28,12 @@ class QueryLimits:
     max_depth: int = 10
     max_aliases: int = 30
     max_tokens: int = 2000
+
+
+def cached_parse(query: str, max_tokens: int) -> DocumentNode:
+    """The document of `query` as the operations' parser cache makes it (the same cache:
+    parsing it here first means Strawberry does not parse it again)."""
+    return ParserCache(maxsize=CACHE_SIZE).cached_parse_document(query, max_tokens=max_tokens)
 
 
 class SafeParserCache(ParserCache):

@@ -3,7 +3,7 @@ operation cap is reached, and market subscriptions kept by the connection once S
 has set them up (server/api/streams/direct.py).
 
 Subscriptions are set up a few at a time (`SetupSlots`): while one is set up it holds
-Strawberry's whole operation state (extension hooks, executor, loaders, about 25 KB) and
+Strawberry's whole operation state (extension hooks, executor, loaders) and
 may wait on the database or the broker. A burst of subscriptions (a thousand sent at once)
 would otherwise hold all of that at the same time, and the allocator keeps such a peak
 afterwards. A subscription waits for a slot before Strawberry sees it, holding only its
@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Hashable
-from functools import lru_cache
 from typing import Any
 
-from graphql import GraphQLError, parse
+from graphql import GraphQLError
 from strawberry.http.async_base_view import AsyncWebSocketAdapter
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler, Operation
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
@@ -32,14 +31,13 @@ from strawberry.utils.operation import get_operation_type
 
 from server.api.context import Context
 from server.api.errors import ErrorCode
+from server.api.extensions import cached_parse
 from server.api.streams.direct import DISCONNECTED, DirectStream, DirectTarget, Outbox, direct_target
 from server.api.streams.encoding import encode_json
 from server.ws_protocol import FLUSH_EXTENSION
 
 SETUPS_AT_ONCE = 32
 SETUPS_PER_CALLER = 4
-PARSED_KEPT = 512
-CACHED_QUERY_CHARS = 8192
 
 
 class _Caller:
@@ -100,17 +98,10 @@ class SetupSlots:
 
 def is_subscription(query: str, operation_name: str | None, max_tokens: int) -> bool:
     """Whether Strawberry will run the operation a message names as a subscription (by its
-    own rule: no name means the first operation). False for anything that does not parse:
-    Strawberry reports that. Queries up to CACHED_QUERY_CHARS long are parsed once."""
-    if len(query) <= CACHED_QUERY_CHARS:
-        return _is_subscription(query, operation_name, max_tokens)
-    return _is_subscription.__wrapped__(query, operation_name, max_tokens)
-
-
-@lru_cache(maxsize=PARSED_KEPT)
-def _is_subscription(query: str, operation_name: str | None, max_tokens: int) -> bool:
+    own rule: no name means the first operation), parsed through the operations' own parser
+    cache. False for anything that does not parse: Strawberry reports that."""
     try:
-        kind = get_operation_type(parse(query, max_tokens=max_tokens), operation_name)
+        kind = get_operation_type(cached_parse(query, max_tokens), operation_name)
     except (GraphQLError, RuntimeError, TypeError, RecursionError):  # RuntimeError: no such operation
         return False
     return kind is StrawberryOperationType.SUBSCRIPTION
@@ -125,21 +116,17 @@ def _subscription_limit(limit: int | None) -> dict[str, Any]:
 
 class DirectDelivery:
     """A connection's market streams handed over by their operations, the outbox they are
-    delivered through (both made with the first of them), and the set-up slots its
-    subscriptions take."""
+    delivered through, and the set-up slots its subscriptions take."""
 
     websocket: AsyncWebSocketAdapter
     view: Any
     context: Context
-    _outbox: Outbox | None = None
-    _streams: dict[str, DirectStream] | None = None
-    _closing = False
 
-    @property
-    def outbox(self) -> Outbox:
-        if self._outbox is None:
-            self._outbox = Outbox(self.websocket.send_json, self._flush())
-        return self._outbox
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.outbox = Outbox(self.websocket.send_json, self._flush())
+        self.direct_streams: dict[str, DirectStream] = {}  # handed over, by id: open until ended or closed
+        self.accepts_streams = True  # until the connection closes
 
     def _flush(self) -> Callable[[], None] | None:
         """The connection's flush, where the server offers one (server/ws_protocol.py)."""
@@ -147,35 +134,20 @@ class DirectDelivery:
         flush = (scope.get("extensions") or {}).get(FLUSH_EXTENSION, {}).get("flush")
         return flush if callable(flush) else None
 
-    @property
-    def direct_streams(self) -> dict[str, DirectStream]:
-        """The operations handed over, by id: open until their stream ends or is closed."""
-        if self._streams is None:
-            self._streams = {}
-        return self._streams
-
-    @property
-    def accepts_streams(self) -> bool:
-        return not self._closing
-
     async def offer(self, operation_id: str, message_start: str, query: object, name: object) -> DirectTarget:
         """Offer direct delivery to the operation the current task runs (its messages start
-        with `message_start`), after waiting for a set-up slot if it is a subscription.
+        with `message_start`), after waiting for a set-up slot if it is a subscription (an
+        operation name that is no string is held back too: Strawberry refuses it anyway).
         Raises CancelledError if the operation is cancelled while it waits."""
         release = None
-        subscription = isinstance(query, str) and (
-            not (name is None or isinstance(name, str)) or is_subscription(query, name, self._tokens)
-        )
-        if subscription:
+        if isinstance(query, str) and (
+            is_subscription(query, name, self.view.max_tokens) if name is None or isinstance(name, str) else True
+        ):
             claims = self.context.auth.claims
             release = await self.view.setup_slots.take(claims.user_id if claims is not None else id(self))
         target = DirectTarget(self, operation_id, message_start, release)
         direct_target.set(target)
         return target
-
-    @property
-    def _tokens(self) -> int:
-        return int(self.view.max_tokens)
 
     def close_direct(self, operation_id: str) -> None:
         stream = self.direct_streams.pop(operation_id, None)
@@ -184,9 +156,8 @@ class DirectDelivery:
 
     def close_every_direct(self) -> None:
         """The connection is closing: close its streams, and adopt none from now on."""
-        self._closing = True
-        if self._outbox is not None:
-            self._outbox.close()
+        self.accepts_streams = False
+        self.outbox.close()
         for operation_id in list(self.direct_streams):
             self.close_direct(operation_id)
 
@@ -203,6 +174,10 @@ class TransportWSHandler(DirectDelivery, BaseGraphQLTransportWSHandler[Context, 
             return
         await super().handle_subscribe(message)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._running: dict[asyncio.Task[Any] | None, Operation[Context, None]] = {}  # by their tasks
+
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         start = f'{{"id":{encode_json(operation.id)},"type":"next","payload":{{"data":'
         target = await self.offer(operation.id, start, operation.query, operation.operation_name)
@@ -213,14 +188,6 @@ class TransportWSHandler(DirectDelivery, BaseGraphQLTransportWSHandler[Context, 
         finally:
             target.set_up()
             del self._running[task]
-
-    @property
-    def _running(self) -> dict[asyncio.Task[Any] | None, Operation[Context, None]]:
-        """Each running operation, by its task."""
-        running = self.__dict__.get("_running_operations")
-        if running is None:
-            running = self.__dict__["_running_operations"] = {}
-        return running
 
     def adopt(self, operation_id: str, stream: DirectStream) -> bool:
         own = self._running.get(asyncio.current_task())

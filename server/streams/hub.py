@@ -208,7 +208,7 @@ class StreamHub:
         streams = self._users.get(ref)
         if streams is None:
             streams = _UserStreams(self, ref, feeds)
-        subscription = MarketSubscription(keys) if receiver is None else MarketSubscription(keys, receiver)
+        subscription = MarketSubscription(keys, receiver if receiver is not None else Mailbox())
         streams.add(subscription)  # raises before anything is registered
         subscription._release = streams.remove
         self._users[ref] = streams

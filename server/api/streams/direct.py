@@ -12,7 +12,7 @@ the operation's id around it and sends it. The latest event per symbol wins whil
 message waits, as in a Mailbox, so a slow reader gets fresh prices and holds nothing
 back.
 
-The connection's handler (server/api/http.py) keeps the operation open meanwhile: the
+The connection's handler (server/api/ws_handlers.py) keeps the operation open meanwhile: the
 client's complete, or the connection's end, closes the stream; an upstream failure, the
 token's expiry or an event that cannot be executed ends it with the messages Strawberry
 would send for that error, after what was waiting. Its metrics are recorded when it ends,
@@ -52,7 +52,7 @@ def expired() -> ApiError:
 
 
 class DirectHost(Protocol):
-    """The WebSocket handler that keeps a connection's streams (server/api/http.py)."""
+    """The WebSocket handler that keeps a connection's streams (server/api/ws_handlers.py)."""
 
     outbox: Outbox
 
@@ -185,6 +185,7 @@ class DirectStream:
         "_expires_at",
         "_expiry",
         "_now",
+        "_outbox",
         "_outcome",
         "_subscription",
         "_target",
@@ -200,6 +201,7 @@ class DirectStream:
         now: Callable[[], datetime],
     ) -> None:
         self._target = target
+        self._outbox = target.host.outbox
         self._executor = executor
         self._convert = convert
         self._expires_at = expires_at
@@ -213,7 +215,7 @@ class DirectStream:
 
     @property
     def outbox(self) -> Outbox:
-        return self._target.host.outbox
+        return self._outbox
 
     def hand_over(self, subscription: MarketSubscription) -> None:
         """Called by the resolver once `subscription` is made: the connection keeps the
@@ -243,12 +245,12 @@ class DirectStream:
 
     def put(self, key: Hashable, value: MarketEvent) -> None:
         if self.open and self._error is None:
-            self.outbox.put(self, key, value)
+            self._outbox.put(self, key, value)
 
     def fail(self, error: BaseException) -> None:
         if self.open and self._error is None:
             self._error = error
-            self.outbox.put(self, _END, None)
+            self._outbox.put(self, _END, None)
 
     # The writer's side.
 
