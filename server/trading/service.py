@@ -124,14 +124,7 @@ class TradingService:
     async def connection(self, user_id: str, connection_id: str | None = None) -> BrokerConnection:
         """The user's connection `connection_id`, or their default one."""
         async with self._sessions() as session:
-            if connection_id is None:
-                found = (await session.exec(_DEFAULT_CONNECTION, params={"user_id": user_id})).first()
-            else:
-                params = {"user_id": user_id, "connection_id": connection_id}
-                found = (await session.exec(_CONNECTION, params=params)).first()
-        if found is None:
-            raise NotFoundError("broker connection")
-        return found
+            return await _find_connection(session, user_id, connection_id)
 
     async def connection_by_id(self, connection_id: str) -> BrokerConnection:
         """A connection found by its id alone: for rows already known to be the caller's."""
@@ -166,20 +159,34 @@ class TradingService:
 
     # ----- placing --------------------------------------------------------------------
 
-    async def place(
-        self, user: User, connection: BrokerConnection, request: OrderRequest, *, closing: bool = False
+    async def place(self, user: User, connection_id: str | None, request: OrderRequest) -> OrderOutcome:
+        """Place an order through the user's connection `connection_id` (None: their default one)."""
+        return await self._place(user, request, connection_id=connection_id)
+
+    async def _place(
+        self,
+        user: User,
+        request: OrderRequest,
+        *,
+        connection_id: str | None = None,
+        connection: BrokerConnection | None = None,
+        closing: bool = False,
     ) -> OrderOutcome:
-        """`closing`: the order only reduces a position (closePosition), so the kill switch allows it."""
+        """Through `connection` when the caller has it, else the one `connection_id` names.
+        `closing`: the order only reduces a position (closePosition), so the kill switch allows it."""
         symbol, problem = symbol_problem(request.symbol)
         if problem is not None or symbol is None:
             return OrderOutcome(None, [problem] if problem else [])
         request = replace(request, symbol=symbol, client_order_id=request.client_order_id or new_client_order_id())
         cid = request.client_order_id
         assert cid is not None
-        broker = self.broker(connection)
-        ref = ConnectionRef(user.id, connection.id)
         async with self._locks.hold((user.id, cid)):
-            existing = await self.find_by_client_id(user.id, cid)
+            if connection is None:
+                connection, existing = await self._entry(user.id, connection_id, cid)
+            else:
+                existing = await self.find_by_client_id(user.id, cid)
+            broker = self.broker(connection)
+            ref = ConnectionRef(user.id, connection.id)
             if existing is not None:
                 return await self._again(user, ref, broker, existing, request)
             asset = await self.call(broker.get_asset(symbol))
@@ -297,7 +304,7 @@ class TradingService:
             return OrderOutcome(None, problems)
         side = OrderSide.SELL if position.side is PositionSide.LONG else OrderSide.BUY
         request = OrderRequest(symbol=position.symbol, side=side, qty=amount, client_order_id=client_order_id)
-        return await self.place(user, connection, request, closing=True)
+        return await self._place(user, request, connection=connection, closing=True)
 
     # ----- managing -------------------------------------------------------------------
 
@@ -452,8 +459,16 @@ class TradingService:
 
     async def find_by_client_id(self, user_id: str, client_order_id: str) -> OrderRow | None:
         async with self._sessions() as session:
-            params = {"user_id": user_id, "client_order_id": client_order_id}
-            return (await session.exec(_BY_CLIENT_ORDER_ID, params=params)).first()
+            return await _find_by_client_id(session, user_id, client_order_id)
+
+    async def _entry(
+        self, user_id: str, connection_id: str | None, client_order_id: str
+    ) -> tuple[BrokerConnection, OrderRow | None]:
+        """What placing an order reads, in one session (each session costs more than its query):
+        the connection, and the order already holding the clientOrderId, if any."""
+        async with self._sessions() as session:
+            connection = await _find_connection(session, user_id, connection_id)
+            return connection, await _find_by_client_id(session, user_id, client_order_id)
 
     async def _open_rows(self, connection_id: str) -> list[OrderRow]:
         async with self._sessions() as session:
@@ -520,6 +535,22 @@ class TradingService:
         if self._metrics is not None and stored.status != before:
             self._metrics.order_reached(stored.status, stored.reject_code)
         return stored
+
+
+async def _find_connection(session: AsyncSession, user_id: str, connection_id: str | None) -> BrokerConnection:
+    if connection_id is None:
+        found = (await session.exec(_DEFAULT_CONNECTION, params={"user_id": user_id})).first()
+    else:
+        params = {"user_id": user_id, "connection_id": connection_id}
+        found = (await session.exec(_CONNECTION, params=params)).first()
+    if found is None:
+        raise NotFoundError("broker connection")
+    return found
+
+
+async def _find_by_client_id(session: AsyncSession, user_id: str, client_order_id: str) -> OrderRow | None:
+    params = {"user_id": user_id, "client_order_id": client_order_id}
+    return (await session.exec(_BY_CLIENT_ORDER_ID, params=params)).first()
 
 
 ORDER_NOT_FOUND = UserProblem("ORDER_NOT_FOUND", "You have no order with that id.", "id")

@@ -40,8 +40,8 @@ class TradingMutation:
     async def place_order(self, info: Info, input: PlaceOrderInput) -> PlaceOrderPayload:
         async with info.context.loaders.quotes.producing():
             user = await _order_entry(info)
-            connection = await _connection(info, user, input.connection_id)
-            outcome = await info.context.services.trading.place(user, connection, input.to_request())
+            connection_id = str(input.connection_id) if input.connection_id else None
+            outcome = await info.context.services.trading.place(user, connection_id, input.to_request())
             return PlaceOrderPayload.of(outcome)
 
     @strawberry.mutation(description="Ask the broker to cancel an order.")
