@@ -13,6 +13,7 @@ from server.api.context import Info
 from server.api.errors import ApiError, ErrorCode
 from server.models import User
 from server.security.tokens import AccessClaims, TokenProblem
+from server.users.problems import require_active
 
 ADMIN_ROLE = "admin"
 
@@ -38,10 +39,7 @@ def signed_in_claims(info: Info) -> AccessClaims:
 
 async def signed_in_user(info: Info) -> User:
     claims = signed_in_claims(info)
-    user = await info.context.loaders.users.load(claims.user_id)
-    if user is None or not user.is_active:
-        raise ApiError(ErrorCode.UNAUTHENTICATED, "This account is disabled or no longer exists.")
-    return user
+    return require_active(await info.context.loaders.users.load(claims.user_id))
 
 
 async def admin_user(info: Info) -> User:

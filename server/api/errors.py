@@ -40,6 +40,7 @@ from server.security.ratelimit import RateLimited
 from server.streams.hub import SymbolLimitError
 from server.streams.orders import SlowConsumerError
 from server.streams.runner import FeedFailure
+from server.users.problems import InactiveUserError
 
 logger = logging.getLogger(__name__)
 BUSY_RETRY_SECONDS = 1
@@ -108,6 +109,8 @@ def api_error_of(error: Exception) -> ApiError | None:
         return ApiError(ErrorCode.SLOW_CONSUMER, str(error))
     if isinstance(error, UnsupportedBrokerError):
         return ApiError(ErrorCode.BROKER_UNAVAILABLE, str(error))
+    if isinstance(error, InactiveUserError):
+        return ApiError(ErrorCode.UNAUTHENTICATED, "This account is disabled or no longer exists.")
     if isinstance(error, NotFoundError):
         return ApiError(ErrorCode.NOT_FOUND, f"{error.what[:1].upper()}{error.what[1:]} not found.")
     if isinstance(error, OrderRejectedError):

@@ -56,7 +56,7 @@ from server.trading.requests import broker_refusal, closing_qty, replaced_reques
 from server.trading.risk import KILL_SWITCH, Exposure, limits_for, risk_problems
 from server.trading.validation import asset_problems, order_problems, symbol_problem
 from server.users.admin import RiskLimits
-from server.users.problems import UserProblem
+from server.users.problems import UserProblem, require_active
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -159,32 +159,32 @@ class TradingService:
 
     # ----- placing --------------------------------------------------------------------
 
-    async def place(self, user: User, connection_id: str | None, request: OrderRequest) -> OrderOutcome:
-        """Place an order through the user's connection `connection_id` (None: their default one)."""
-        return await self._place(user, request, connection_id=connection_id)
+    async def place(self, user_id: str, connection_id: str | None, request: OrderRequest) -> OrderOutcome:
+        """Place an order for the signed-in user `user_id` (InactiveUserError when they may no
+        longer act) through their connection `connection_id` (None: their default one)."""
+        return await self._place(user_id, request, connection_id=connection_id)
 
     async def _place(
         self,
-        user: User,
+        user_id: str,
         request: OrderRequest,
         *,
         connection_id: str | None = None,
-        connection: BrokerConnection | None = None,
+        known: tuple[User, BrokerConnection] | None = None,
         closing: bool = False,
     ) -> OrderOutcome:
-        """Through `connection` when the caller has it, else the one `connection_id` names.
+        """Through the `known` user and connection when the caller has them, else read here.
         `closing`: the order only reduces a position (closePosition), so the kill switch allows it."""
-        symbol, problem = symbol_problem(request.symbol)
-        if problem is not None or symbol is None:
-            return OrderOutcome(None, [problem] if problem else [])
-        request = replace(request, symbol=symbol, client_order_id=request.client_order_id or new_client_order_id())
-        cid = request.client_order_id
-        assert cid is not None
-        async with self._locks.hold((user.id, cid)):
-            if connection is None:
-                connection, existing = await self._entry(user.id, connection_id, cid)
+        cid = request.client_order_id or new_client_order_id()
+        async with self._locks.hold((user_id, cid)):
+            if known is None:
+                user, connection, existing = await self._entry(user_id, connection_id, cid)
             else:
-                existing = await self.find_by_client_id(user.id, cid)
+                (user, connection), existing = known, await self.find_by_client_id(user_id, cid)
+            symbol, problem = symbol_problem(request.symbol)
+            if problem is not None or symbol is None:
+                return OrderOutcome(None, [problem] if problem else [])
+            request = replace(request, symbol=symbol, client_order_id=cid)
             broker = self.broker(connection)
             ref = ConnectionRef(user.id, connection.id)
             if existing is not None:
@@ -304,7 +304,7 @@ class TradingService:
             return OrderOutcome(None, problems)
         side = OrderSide.SELL if position.side is PositionSide.LONG else OrderSide.BUY
         request = OrderRequest(symbol=position.symbol, side=side, qty=amount, client_order_id=client_order_id)
-        return await self._place(user, request, connection=connection, closing=True)
+        return await self._place(user.id, request, known=(user, connection), closing=True)
 
     # ----- managing -------------------------------------------------------------------
 
@@ -463,12 +463,14 @@ class TradingService:
 
     async def _entry(
         self, user_id: str, connection_id: str | None, client_order_id: str
-    ) -> tuple[BrokerConnection, OrderRow | None]:
+    ) -> tuple[User, BrokerConnection, OrderRow | None]:
         """What placing an order reads, in one session (each session costs more than its query):
-        the connection, and the order already holding the clientOrderId, if any."""
+        the user, who must still be active; the connection; the order already holding the
+        clientOrderId, if any."""
         async with self._sessions() as session:
+            user = require_active(await session.get(User, user_id))
             connection = await _find_connection(session, user_id, connection_id)
-            return connection, await _find_by_client_id(session, user_id, client_order_id)
+            return user, connection, await _find_by_client_id(session, user_id, client_order_id)
 
     async def _open_rows(self, connection_id: str) -> list[OrderRow]:
         async with self._sessions() as session:

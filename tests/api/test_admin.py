@@ -9,10 +9,10 @@ import pytest
 from sqlmodel import select
 from starlette.applications import Starlette
 
-from server.models import AuditEvent, BrokerConnection
+from server.models import AuditEvent, BrokerConnection, Order
 from tests.utils.accounts import as_user, login, make_admin, register
 from tests.utils.graphql import error_codes
-from tests.utils.trading import place
+from tests.utils.trading import PLACE, orders_at_the_exchange, place
 
 pytestmark = pytest.mark.anyio
 USERS = "query($after: String) { users(first: 2, after: $after) { username isActive } }"
@@ -66,6 +66,12 @@ async def test_a_disabled_user_is_signed_out_everywhere(client: httpx.AsyncClien
     refused = await client.post("/graphql", json={"query": refresh, "variables": {"t": ada.refresh_token}})
     assert refused.json()["data"]["refreshToken"]["accessToken"] is None
     assert [e["code"] for e in (await login(client, "ada"))["data"]["login"]["userErrors"]] == ["ACCOUNT_DISABLED"]
+    # Order entry reads her with the rest of what it reads: refused the same, and nothing is recorded or sent.
+    order = {"symbol": "AAPL", "side": "BUY", "qty": "1", "clientOrderId": "after-disable"}
+    assert error_codes(await as_user(client, ada.access_token, PLACE, {"input": order})) == ["UNAUTHENTICATED"]
+    async with app.state.services.sessions() as session:
+        assert (await session.exec(select(Order).where(Order.user_id == ada.user_id))).all() == []
+    assert orders_at_the_exchange(app.state.services) == []
 
     await as_user(client, root.access_token, ENABLE, {"id": ada.user_id})
     assert (await login(client, "ada"))["data"]["login"]["userErrors"] == []

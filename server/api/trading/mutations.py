@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import strawberry
 
-from server.api.auth import signed_in_user
+from server.api.auth import signed_in_claims, signed_in_user
 from server.api.context import Info
 from server.api.trading.inputs import PlaceOrderInput, ReplaceOrderInput
 from server.api.trading.types import (
@@ -39,9 +39,11 @@ class TradingMutation:
     )
     async def place_order(self, info: Info, input: PlaceOrderInput) -> PlaceOrderPayload:
         async with info.context.loaders.quotes.producing():
-            user = await _order_entry(info)
+            # The user is read with the rest of what placing reads (one session), not by the loader.
+            claims = signed_in_claims(info)
+            await info.context.services.limits.orders.hit(claims.user_id)
             connection_id = str(input.connection_id) if input.connection_id else None
-            outcome = await info.context.services.trading.place(user, connection_id, input.to_request())
+            outcome = await info.context.services.trading.place(claims.user_id, connection_id, input.to_request())
             return PlaceOrderPayload.of(outcome)
 
     @strawberry.mutation(description="Ask the broker to cancel an order.")
