@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 IN_FLIGHT = OrderStatus.PENDING_NEW.value
 MAX_BATCH = 256
+# Built once: every order writes events (a statement's cache key costs more than reusing it).
+_INSERT_EVENTS = insert(OrderEvent.__table__)  # type: ignore[arg-type]
 
 
 def is_in_flight(row: OrderRow) -> bool:
@@ -377,4 +379,4 @@ async def insert_events(session: AsyncSession, values: dict[str, Any] | list[dic
     """Order events, written with Core (nothing reads them back); the session's pending rows go first."""
     await session.flush()
     connection = await session.connection()
-    await connection.execute(insert(OrderEvent.__table__), values)  # type: ignore[arg-type]
+    await connection.execute(_INSERT_EVENTS, values)

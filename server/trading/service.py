@@ -89,6 +89,7 @@ _DEFAULT_CONNECTION = _USER_CONNECTIONS.order_by(
     col(BrokerConnection.is_default).desc(), col(BrokerConnection.created_at)
 ).limit(1)
 _CONNECTION = _USER_CONNECTIONS.where(BrokerConnection.id == bindparam("connection_id")).limit(1)
+_INSERT_ORDER = insert(OrderRow.__table__)  # type: ignore[arg-type]
 _BY_CLIENT_ORDER_ID = select(OrderRow).where(
     OrderRow.user_id == bindparam("user_id"), OrderRow.client_order_id == bindparam("client_order_id")
 )
@@ -483,7 +484,7 @@ class TradingService:
         async with self._sessions() as session:
             # Core statements: the row is built already, and nothing of the ORM's is needed to write it.
             connection = await session.connection()
-            await connection.execute(insert(OrderRow.__table__), row.model_dump())  # type: ignore[arg-type]
+            await connection.execute(_INSERT_ORDER, row.model_dump())
             await insert_events(session, local_event(row, self._now()))
             await session.commit()
         if self._metrics is not None:
