@@ -43,19 +43,25 @@ class OrderBook:
             raise OrderRejectedError("client_order_id must be unique", field="client_order_id")
 
     def add(self, order: PaperOrder) -> None:
+        """Keep a new order and count what it commits; an open order is filed for the market
+        steps with `file`, once its arrival has been worked (most market orders close there)."""
         order.seq = next(self._arrivals)
         self._orders[order.account_id][order.id] = order
         self._by_client_id[order.account_id][order.client_order_id] = order
         if order.is_open:
             self._open[order.id] = order
             self._open_by_account[order.account_id][order.id] = order
-            self.resting.add(order)
-            self.expires(order)
             if order.asset_class is AssetClass.US_OPTION:
                 self._open_options[order.id] = order
             if _counts(order):
                 self._committed[(order.account_id, order.symbol, order.side)] += order.remaining or ZERO
                 self._reserved[order.account_id] += order.reserved
+
+    def file(self, order: PaperOrder) -> None:
+        """Index an open order for the market steps: by the price that lets it trade, and by its expiry."""
+        if order.is_open and not order.indexed:
+            self.resting.add(order)
+            self.expires(order)
 
     def filled(self, order: PaperOrder, qty: Decimal, remaining_before: Decimal | None) -> None:
         """Book a fill against the running totals (call before the order's fields change)."""

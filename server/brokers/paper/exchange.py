@@ -194,8 +194,15 @@ class PaperExchange:
         for leg in order.legs:
             if leg.status is OrderStatus.NEW:
                 self._emit(leg, TradeEvent.NEW)
-        self._work(order, immediate=True)
+        self._arrive(order)
         return self._snapshot(order)
+
+    def _arrive(self, order: PaperOrder) -> None:
+        """Work a new order against the quote now; what is still open is filed for the steps."""
+        try:
+            self._work(order, immediate=True)
+        finally:  # a listener raising must not leave an open order out of the index
+            self.book.file(order)
 
     def _snapshot(self, order: PaperOrder) -> Order:
         """The order as it stands, reusing the snapshot just emitted for it when nothing in
@@ -220,8 +227,10 @@ class PaperExchange:
         if request.time_in_force is TimeInForce.DAY:
             order.expires_at = self._session_close(now)
         order.legs = exit_legs(order)
-        for placed in (order, *order.legs):
-            self.book.add(placed)
+        self.book.add(order)
+        for leg in order.legs:
+            self.book.add(leg)
+            self.book.file(leg)
         return order
 
     def get_order(self, account_id: str, order_id: str) -> Order:
@@ -316,7 +325,7 @@ class PaperExchange:
             parent.legs = [new if leg is old else leg for leg in parent.legs]
         self.book.add(new)
         self._emit(new, TradeEvent.NEW)
-        self._work(new, immediate=True)
+        self._arrive(new)
         return self._snapshot(new)
 
     def close_position(

@@ -55,6 +55,7 @@ class PaperOrder:
     reserved: Decimal = ZERO  # buying power this order still holds
     seq: int = 0  # arrival order, set by the book
     filed: int = 0  # how many times the resting index has filed it (see resting.py)
+    indexed: bool = False  # counted in the resting index (an order is indexed only once its arrival is worked)
 
     def __post_init__(self) -> None:
         self.client_order_id = self.client_order_id or self.request.client_order_id or new_id()

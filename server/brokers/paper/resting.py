@@ -13,9 +13,11 @@ its quote can reach:
   was closed), triggered stops and trailing stops (whose water mark moves with every
   quote) are worked at every step.
 
-Entries are taken out when their order comes up and put back, reclassified, while it is
-still open. An order whose class changes outside of that (a stop triggered on arrival or
-while worked) is filed again under its new class at once: each filing bumps the order's
+An order enters the index once its arrival has been worked (an order that trades in full
+or is canceled on arrival never does), under what it is then. Entries are taken out when
+their order comes up and put back, reclassified, while it is still open. An order whose
+class changes outside of that (a stop triggered while worked) is filed again under its new
+class at once: each filing bumps the order's
 `filed` number, an entry whose number is no longer the order's is skipped, and an order
 refiled while it was taken out is not put back. Held exit legs cannot trade: they are
 counted as open but filed only once released. Until then a step takes them with their
@@ -123,8 +125,9 @@ class RestingOrders:
         self._taken: dict[int, int] = {}  # seq -> `filed` number of each order `take` handed out
 
     def add(self, order: PaperOrder) -> None:
-        """Index a newly open order (it stays counted until `closed`); a held exit leg is
+        """Index an open order (it stays counted until `closed`); a held exit leg is
         filed once released, with `refile`."""
+        order.indexed = True
         orders = self._of(order.symbol)
         orders.open_count += 1
         if order.status is not OrderStatus.HELD:
@@ -137,6 +140,9 @@ class RestingOrders:
         return orders
 
     def closed(self, order: PaperOrder) -> None:
+        if not order.indexed:  # closed as it arrived: never counted here
+            return
+        order.indexed = False
         orders = self._symbols.get(order.symbol)
         if orders is not None:
             orders.open_count -= 1
@@ -160,8 +166,10 @@ class RestingOrders:
 
     def refile(self, order: PaperOrder) -> None:
         """File an open order again under what it is now: a stop once triggered (a market or
-        limit order), an exit leg once released."""
-        self._of(order.symbol).add(order)
+        limit order), an exit leg once released. An order not indexed yet is filed as it is
+        when it enters."""
+        if order.indexed:
+            self._of(order.symbol).add(order)
 
     def put_back(self, orders: list[PaperOrder]) -> None:
         """Give back what `take` handed out, but for orders closed or refiled meanwhile (held
