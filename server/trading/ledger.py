@@ -315,7 +315,8 @@ class LedgerWriter:
 
 def _snapshot(row: OrderRow) -> OrderRow:
     """The row as it stands, for readers only: its values, with none of the ORM's bookkeeping
-    (building a table model through its constructor costs ten times as much)."""
+    (building a table model through its constructor costs ten times as much). Setting an
+    attribute on it fails, and no session can take it."""
     return OrderRow.model_construct(**row.model_dump())
 
 

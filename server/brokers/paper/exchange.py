@@ -190,16 +190,15 @@ class PaperExchange:
             raise OrderRejectedError(f"option contract {request.symbol} has expired", field="symbol")
         holds = risk.check_order(account, request, instrument, self.book, self._quote, self._buying_power)
         order = self._new_order(account_id, request, instrument, holds)
-        self._emit(order, TradeEvent.NEW)
-        for leg in order.legs:
-            if leg.status is OrderStatus.NEW:
-                self._emit(leg, TradeEvent.NEW)
-        self._arrive(order)
+        self._arrive(order, [order, *(leg for leg in order.legs if leg.status is OrderStatus.NEW)])
         return self._snapshot(order)
 
-    def _arrive(self, order: PaperOrder) -> None:
-        """Work a new order against the quote now; what is still open is filed for the steps."""
+    def _arrive(self, order: PaperOrder, announced: list[PaperOrder]) -> None:
+        """Emit `new` for the orders `announced` and work `order` against the quote now;
+        what is still open is filed for the steps."""
         try:
+            for placed in announced:
+                self._emit(placed, TradeEvent.NEW)
             self._work(order, immediate=True)
         finally:  # a listener raising must not leave an open order out of the index
             self.book.file(order)
@@ -324,8 +323,7 @@ class PaperExchange:
             parent = self.book.get(account_id, old.parent_id)
             parent.legs = [new if leg is old else leg for leg in parent.legs]
         self.book.add(new)
-        self._emit(new, TradeEvent.NEW)
-        self._arrive(new)
+        self._arrive(new, [new])
         return self._snapshot(new)
 
     def close_position(

@@ -82,7 +82,7 @@ class _SymbolOrders:
                 heapq.heappush(self.sell_stops, (-stop, order.seq, filed, order))
 
     def _every_step(self, order: PaperOrder) -> None:
-        if order.seq in self.every_step:  # filed there again (a trailing stop triggered on arrival): one entry
+        if order.seq in self.every_step:  # filed there again while still there: one entry
             self.entries -= 1
         self.every_step[order.seq] = order
 

@@ -208,10 +208,11 @@ def test_the_index_works_the_orders_every_open_order_would(
 
 
 def assert_index_consistent(world: PaperWorld) -> None:
-    """Between steps: each open order has exactly one live entry (a held leg none), the
+    """Between steps: each open order is indexed with exactly one live entry (a held leg none), the
     counts match what the symbol holds, and no symbol is kept without open orders."""
     open_orders = world.exchange.book.open_orders()
     index = world.exchange.book.resting._symbols
+    assert all(order.indexed for order in open_orders)
     assert set(index) == {order.symbol for order in open_orders}
     live: Counter[int] = Counter()
     for symbol, orders in index.items():
@@ -303,6 +304,61 @@ def test_a_listener_failing_mid_step_leaves_every_order_to_be_worked_on() -> Non
     world.step()
     after = [exchange.get_order(world.account_id, order_id).filled_qty for order_id in orders]
     assert all(a > b for a, b in zip(after, before, strict=True))
+
+
+def fail_on_the_next_new(world: PaperWorld) -> None:
+    failing = [True]
+
+    def fail_once(_account: str, update: TradeUpdate) -> None:
+        if failing[0] and update.event == "new":
+            failing[0] = False
+            raise RuntimeError("a listener failed")
+
+    world.exchange.add_listener(fail_once)
+
+
+def test_an_order_whose_new_event_raised_is_still_worked_and_expires() -> None:
+    world = paper_world(starting_cash=Decimal(10**9))
+    exchange = world.exchange
+    quote = exchange.quote("AAPL")
+    big = OrderRequest(  # larger than the displayed size: it rests after its first fill
+        "AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=Decimal(100000), limit_price=quote.ask_price * 2
+    )
+    low = (quote.bid_price / 2).quantize(Decimal("0.01"))
+    day = OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.DAY, qty=Decimal(1), limit_price=low)
+    for request in (big, day):
+        fail_on_the_next_new(world)
+        with pytest.raises(RuntimeError, match="a listener failed"):
+            exchange.submit(world.account_id, request)
+    big_id, day_id = (exchange.list_orders(world.account_id)[i].id for i in (1, 0))
+    world.step(times=3)
+    assert exchange.get_order(world.account_id, big_id).filled_qty > 0
+    world.step_until(lambda: world.status(day_id) is OrderStatus.EXPIRED, limit=3 * 24 * 3600)
+
+
+def test_a_replacement_whose_new_event_raised_is_still_worked() -> None:
+    world = paper_world(starting_cash=Decimal(10**9))
+    exchange = world.exchange
+    quote = exchange.quote("AAPL")
+    low = (quote.bid_price / 2).quantize(Decimal("0.01"))
+    far = OrderRequest("AAPL", OrderSide.BUY, OrderType.LIMIT, TimeInForce.GTC, qty=Decimal(100000), limit_price=low)
+    placed = exchange.submit(world.account_id, far)
+    fail_on_the_next_new(world)
+    with pytest.raises(RuntimeError, match="a listener failed"):
+        exchange.replace(world.account_id, placed.id, ReplaceRequest(limit_price=quote.ask_price * 2))
+    replacement = exchange.get_order(world.account_id, placed.id).replaced_by
+    assert replacement is not None
+    world.step(times=3)
+    assert exchange.get_order(world.account_id, replacement).filled_qty > 0
+
+
+def test_an_order_that_trades_in_full_on_arrival_is_never_filed() -> None:
+    world = paper_world()
+    exchange = world.exchange
+    filled = exchange.submit(world.account_id, OrderRequest("AAPL", OrderSide.BUY, qty=Decimal(1)))
+    assert filled.status is OrderStatus.FILLED
+    assert "AAPL" not in exchange.book.resting._symbols
+    assert exchange.book._expiries == []
 
 
 def test_closed_orders_leave_the_index_once_it_is_mostly_stale() -> None:
