@@ -160,10 +160,19 @@ class TradingService:
 
     # ----- placing --------------------------------------------------------------------
 
-    async def place(self, user_id: str, connection_id: str | None, request: OrderRequest) -> OrderOutcome:
+    async def place(
+        self,
+        user_id: str,
+        connection_id: str | None,
+        request: OrderRequest,
+        *,
+        admit: Callable[[User], Awaitable[None]] | None = None,
+    ) -> OrderOutcome:
         """Place an order for the signed-in user `user_id` (InactiveUserError when they may no
-        longer act) through their connection `connection_id` (None: their default one)."""
-        return await self._place(user_id, request, connection_id=connection_id)
+        longer act) through their connection `connection_id` (None: their default one).
+        `admit` is awaited with the user as soon as they are read, before anything else (the
+        order rate limit): it refuses by raising."""
+        return await self._place(user_id, request, connection_id=connection_id, admit=admit)
 
     async def _place(
         self,
@@ -172,6 +181,7 @@ class TradingService:
         *,
         connection_id: str | None = None,
         known: tuple[User, BrokerConnection] | None = None,
+        admit: Callable[[User], Awaitable[None]] | None = None,
         closing: bool = False,
     ) -> OrderOutcome:
         """Through the `known` user and connection when the caller has them, else read here.
@@ -182,6 +192,8 @@ class TradingService:
                 user, connection, existing = await self._entry(user_id, connection_id, cid)
             else:
                 (user, connection), existing = known, await self.find_by_client_id(user_id, cid)
+            if admit is not None:
+                await admit(user)
             symbol, problem = symbol_problem(request.symbol)
             if problem is not None or symbol is None:
                 return OrderOutcome(None, [problem] if problem else [])

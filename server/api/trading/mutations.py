@@ -41,9 +41,11 @@ class TradingMutation:
         async with info.context.loaders.quotes.producing():
             # The user is read with the rest of what placing reads (one session), not by the loader.
             claims = signed_in_claims(info)
-            await info.context.services.limits.orders.hit(claims.user_id)
+            limits = info.context.services.limits
             connection_id = str(input.connection_id) if input.connection_id else None
-            outcome = await info.context.services.trading.place(claims.user_id, connection_id, input.to_request())
+            outcome = await info.context.services.trading.place(
+                claims.user_id, connection_id, input.to_request(), admit=lambda user: limits.orders.hit(user.id)
+            )
             return PlaceOrderPayload.of(outcome)
 
     @strawberry.mutation(description="Ask the broker to cancel an order.")

@@ -10,10 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlmodel import update
 
 from server.app import create_app
 from server.brokers.paper.clock import ManualClock
 from server.models import Order as OrderRow
+from server.models import User
 from tests.utils.accounts import as_user, register
 from tests.utils.factories import make_settings
 from tests.utils.graphql import error_codes
@@ -147,6 +149,20 @@ async def test_order_entry_has_its_own_rate_limit(limited: httpx.AsyncClient) ->
     assert [error_codes(result) for result in results] == [[], [], ["RATE_LIMITED"]]
     assert results[2]["errors"][0]["extensions"]["retryAfter"] > 0
     assert "errors" not in await as_user(limited, ada.access_token, "{ account { cash } }")
+
+
+async def test_a_disabled_user_is_refused_before_the_order_rate_limit_counts(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    app = create_app(make_settings(tmp_path / "data", rate_limit_orders_per_minute=2), clock=clock)
+    async with in_process(app) as http:
+        ada = await register(http, "ada")
+        async with app.state.services.sessions() as session:
+            await session.exec(update(User).where(User.id == ada.user_id).values(is_active=False))  # type: ignore[arg-type]
+            await session.commit()
+        variables = {"input": {"symbol": "AAPL", "side": "BUY", "qty": "1"}}
+        results = [await as_user(http, ada.access_token, PLACE, variables) for _ in range(3)]
+    assert [error_codes(result) for result in results] == [["UNAUTHENTICATED"]] * 3
 
 
 async def test_start_up_reconciles_orders_left_in_flight_or_unknown_to_the_broker(
