@@ -146,39 +146,41 @@ class PaperAccount:
         self._marks, self._marked_at = marks, generation
         return marks[LONG_STOCK], marks[SHORT_STOCK], marks[LONG_OPTIONS]
 
-    def equity(self, price_of: PriceLookup) -> Decimal:
-        return self.cash + sum(self.market_values(price_of), ZERO)
-
-    def multiplier(self, price_of: PriceLookup) -> int:
-        return MARGIN_MULTIPLIER if self.equity(price_of) >= MIN_EQUITY_FOR_MARGIN else 1
-
     def buying_power(self, price_of: PriceLookup, reserved: Decimal = ZERO, generation: int | None = None) -> Decimal:
-        long_stock, short_stock, long_options = self.market_values(price_of, generation)
-        equity = self.cash + long_stock + short_stock + long_options
-        multiplier = MARGIN_MULTIPLIER if equity >= MIN_EQUITY_FOR_MARGIN else 1
-        used = long_stock - short_stock + MARGIN_MULTIPLIER * long_options
-        if multiplier == 1:
-            return max(ZERO, self.cash - reserved)
-        return max(ZERO, multiplier * equity - used - reserved)
+        return self._buying_power(self.market_values(price_of, generation), reserved)
 
-    def snapshot(self, price_of: PriceLookup, reserved: Decimal = ZERO) -> Account:
-        long_stock, short_stock, long_options = self.market_values(price_of)
+    def _buying_power(self, values: tuple[Decimal, Decimal, Decimal], reserved: Decimal) -> Decimal:
+        long_stock, short_stock, long_options = values
         equity = self.cash + long_stock + short_stock + long_options
-        unrealized = sum((self.position(s, price_of).unrealized_pl for s in self.holdings), ZERO)
+        if _multiplier(equity) == 1:
+            return max(ZERO, self.cash - reserved)
+        used = long_stock - short_stock + MARGIN_MULTIPLIER * long_options
+        return max(ZERO, MARGIN_MULTIPLIER * equity - used - reserved)
+
+    def snapshot(self, price_of: PriceLookup, reserved: Decimal = ZERO, generation: int | None = None) -> Account:
+        """One valuation serves every figure (with a pricing `generation`, the one kept since
+        the last step, as for buying power); each position's unrealized P&L is rounded as its
+        Position rounds it, so the account's is their sum."""
+        values = self.market_values(price_of, generation)
+        long_stock, short_stock, long_options = values
+        equity = self.cash + long_stock + short_stock + long_options
+        unrealized = sum(
+            (_money(h.market_value(price_of(h.symbol)) - h.cost_basis) for h in self.holdings.values()), ZERO
+        )
         return Account(
             id=self.id,
             account_number=self.account_number,
             status="ACTIVE",
             currency="USD",
             cash=_money(self.cash),
-            buying_power=_money(self.buying_power(price_of, reserved)),
+            buying_power=_money(self._buying_power(values, reserved)),
             equity=_money(equity),
             portfolio_value=_money(equity),
             long_market_value=_money(long_stock + long_options),
             short_market_value=_money(short_stock),
             realized_pl=_money(self.realized_pl),
             unrealized_pl=_money(unrealized),
-            multiplier=self.multiplier(price_of),
+            multiplier=_multiplier(equity),
             shorting_enabled=True,
             created_at=self.created_at,
         )
@@ -203,6 +205,10 @@ class PaperAccount:
             else ZERO,
             multiplier=holding.multiplier,
         )
+
+
+def _multiplier(equity: Decimal) -> int:
+    return MARGIN_MULTIPLIER if equity >= MIN_EQUITY_FOR_MARGIN else 1
 
 
 def _money(value: Decimal, places: Decimal = MONEY_PLACES) -> Decimal:

@@ -108,7 +108,7 @@ class PaperExchange:
     def account(self, account_id: str) -> Account:
         self.advance()
         account = self._account(account_id)
-        return account.snapshot(self.price_of, self.book.reserved(account_id))
+        return account.snapshot(self.price_of, self.book.reserved(account_id), self._generation)
 
     def positions(self, account_id: str) -> list[Position]:
         self.advance()

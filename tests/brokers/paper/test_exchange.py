@@ -18,6 +18,7 @@ from server.brokers.domain import (
     OrderSide,
     OrderStatus,
     OrderType,
+    PositionSide,
     ReplaceRequest,
     StopLoss,
     TakeProfit,
@@ -178,6 +179,28 @@ def test_open_orders_hold_buying_power(world: PaperWorld) -> None:
     world.exchange.submit(world.account_id, buy("SPY", "10", type=OrderType.LIMIT, limit_price=D(100)))
     after = world.exchange.account(world.account_id).buying_power
     assert before - after == D(1000)
+
+
+def test_the_account_adds_up_to_its_positions(world: PaperWorld) -> None:
+    exchange, account_id = world.exchange, world.account_id
+    fractions = ["1.333", "0.777", "0.125", "0.333", "7.777", "0.555", "1.999"]  # values in fractions of cents
+    for symbol, qty in zip(["AAPL", "MSFT", "SPY", "QQQ", "F", "NVDA", "AMD"], fractions, strict=True):
+        exchange.submit(account_id, buy(symbol, qty))
+    exchange.submit(account_id, sell("KO", "5"))  # a short
+    for _ in range(5):  # prices move: P&L both ways
+        world.step(seconds=60)
+        account, positions = exchange.account(account_id), exchange.positions(account_id)
+        assert account.unrealized_pl == sum(p.unrealized_pl for p in positions)
+    long_value = sum(p.market_value for p in positions if p.side is PositionSide.LONG)
+    short_value = sum(p.market_value for p in positions if p.side is PositionSide.SHORT)
+    cents = D("0.01") * len(positions)  # the account rounds its totals, each position its own value
+    assert abs(account.long_market_value - long_value) <= cents
+    assert abs(account.short_market_value - short_value) <= cents
+    assert abs(account.equity - (account.cash + long_value + short_value)) <= cents
+    assert account.multiplier == 2
+    # Reg T on a 2x account: twice the equity, less what the positions use (shorts count at their size).
+    used = long_value - short_value
+    assert abs(account.buying_power - (2 * account.equity - used)) <= 3 * cents
 
 
 def test_selling_more_than_held_is_refused(world: PaperWorld) -> None:
