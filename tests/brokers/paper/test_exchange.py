@@ -187,10 +187,11 @@ def test_the_account_adds_up_to_its_positions(world: PaperWorld) -> None:
     for symbol, qty in zip(["AAPL", "MSFT", "SPY", "QQQ", "F", "NVDA", "AMD"], fractions, strict=True):
         exchange.submit(account_id, buy(symbol, qty))
     exchange.submit(account_id, sell("KO", "5"))  # a short
-    for _ in range(5):  # prices move: P&L both ways
-        world.step(seconds=60)
+    for steps in range(6):  # first as the fills left it (its valuation carried forward), then as prices move
+        world.step(seconds=60, times=min(steps, 1))
         account, positions = exchange.account(account_id), exchange.positions(account_id)
         assert account.unrealized_pl == sum(p.unrealized_pl for p in positions)
+        assert abs(account.equity - account.cash - sum(p.market_value for p in positions)) <= D("0.01") * 8
     long_value = sum(p.market_value for p in positions if p.side is PositionSide.LONG)
     short_value = sum(p.market_value for p in positions if p.side is PositionSide.SHORT)
     cents = D("0.01") * len(positions)  # the account rounds its totals, each position its own value
