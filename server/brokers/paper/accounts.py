@@ -57,6 +57,7 @@ class PaperAccount:
     cash: Decimal = ZERO
     realized_pl: Decimal = ZERO
     holdings: dict[str, Holding] = field(default_factory=dict)
+    option_symbols: set[str] = field(default_factory=set)  # the holdings that are option contracts
     # The last valuation and the pricing generation it was made at (see market_values).
     _marks: list[Decimal] = field(default_factory=lambda: [ZERO, ZERO, ZERO])
     _marked_at: int | None = None
@@ -97,6 +98,9 @@ class PaperAccount:
             self._book(holding, signed, price, multiplier)
         if holding.qty == 0:
             del self.holdings[symbol]
+            self.option_symbols.discard(symbol)
+        elif asset_class is AssetClass.US_OPTION:
+            self.option_symbols.add(symbol)
         return holding.qty
 
     def _book(self, holding: Holding, signed: Decimal, price: Decimal, multiplier: int) -> None:

@@ -22,7 +22,6 @@ from server.brokers.base import (
 )
 from server.brokers.domain import (
     Account,
-    AssetClass,
     MarketClock,
     Order,
     OrderClass,
@@ -379,9 +378,7 @@ class PaperExchange:
             if contract is not None and moment >= options.expiry_moment(contract.expiration):
                 self._close(order, OrderStatus.EXPIRED, TradeEvent.EXPIRED)
         for account in self._accounts.values():
-            for symbol, holding in list(account.holdings.items()):
-                if holding.asset_class is not AssetClass.US_OPTION:
-                    continue
+            for symbol in sorted(account.option_symbols):  # at every step: not every holding, only options
                 contract = self.instruments.contract(symbol)
                 if contract is not None and moment >= options.expiry_moment(contract.expiration):
                     account.settle(symbol, self.instruments.intrinsic_value(contract))
