@@ -26,6 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.brokers.domain import CLOSED_STATUS_VALUES, Order, OrderRequest, OrderStatus, TradeUpdate
 from server.brokers.registry import ConnectionRef
+from server.decimals import canonical_decimal
 from server.metrics import Metrics
 from server.models import Order as OrderRow
 from server.models import OrderEvent
@@ -56,17 +57,23 @@ def new_row(
         order_type=request.type.value,
         time_in_force=request.time_in_force.value,
         order_class=request.order_class.value,
-        qty=request.qty,
-        notional=request.notional,
-        limit_price=request.limit_price,
-        stop_price=request.stop_price,
-        trail_price=request.trail_price,
-        trail_percent=request.trail_percent,
+        qty=_stored(request.qty),
+        notional=_stored(request.notional),
+        limit_price=_stored(request.limit_price),
+        stop_price=_stored(request.stop_price),
+        trail_price=_stored(request.trail_price),
+        trail_percent=_stored(request.trail_percent),
         extended_hours=request.extended_hours,
         status=IN_FLIGHT,
         created_at=now,
         updated_at=now,
     )
+
+
+def _stored(value: Decimal | None) -> Decimal | None:
+    """A money column's value as the database gives it back (230.0400 is read as 230.04), so
+    a row answers the same before and after it is read again."""
+    return None if value is None else canonical_decimal(value)
 
 
 def _row_from_order(ref: ConnectionRef, order: Order, now: datetime) -> OrderRow:
@@ -99,11 +106,11 @@ def merge(row: OrderRow, order: Order, now: datetime) -> bool:
     moved = (row.status, row.filled_qty, row.broker_order_id) != (order.status.value, order.filled_qty, order.id)
     row.broker_order_id = order.id
     row.status = order.status.value
-    row.filled_qty = order.filled_qty
-    row.filled_avg_price = order.filled_avg_price
-    row.qty = order.qty if order.qty is not None else row.qty
-    row.limit_price = order.limit_price
-    row.stop_price = order.stop_price
+    row.filled_qty = canonical_decimal(order.filled_qty)
+    row.filled_avg_price = _stored(order.filled_avg_price)
+    row.qty = _stored(order.qty) if order.qty is not None else row.qty
+    row.limit_price = _stored(order.limit_price)
+    row.stop_price = _stored(order.stop_price)
     row.submitted_at = order.submitted_at
     row.filled_at = order.filled_at
     row.canceled_at = order.canceled_at or order.expired_at or order.replaced_at

@@ -26,6 +26,18 @@ async def test_the_same_client_order_id_returns_the_first_order(trader: LiveTrad
     assert len(orders_at_the_exchange(trader.services)) == 1
 
 
+async def test_an_order_answers_as_the_ledger_reads_it_back(trader: LiveTrader) -> None:
+    """Money written with trailing zeros (a price of 1.50, an average of 230.0400) is answered as
+    the database gives it back, so the answer to placing an order and a later read agree."""
+    bid = trader.services.exchange.quote("KO").bid_price
+    low = f"{(bid * Decimal('0.95')).quantize(Decimal('0.1'))}0"  # inside the price band; two places, the second a zero
+    resting = await trader.place(symbol="KO", side="BUY", type="LIMIT", qty="1.0", limitPrice=low, timeInForce="GTC")
+    filled = await trader.place(symbol="AAPL", side="BUY", qty="3")
+    for placed in (resting, filled):
+        assert placed["userErrors"] == []
+        assert await trader.order(placed["order"]["id"]) == placed["order"]
+
+
 async def test_racing_retries_make_one_order(trader: LiveTrader) -> None:
     order = {"symbol": "MSFT", "side": "BUY", "qty": "1", "clientOrderId": "race-1"}
     payloads = await asyncio.gather(*(trader.place(**order) for _ in range(8)))
