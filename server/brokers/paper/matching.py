@@ -5,82 +5,79 @@ an order larger than the displayed size fills in parts over successive quotes. A
 order trades at the quote when the quote is at or better than its limit (price
 improvement goes to the customer). Stops trigger on the side they would trade on;
 trailing stops follow the best price seen since they were placed.
+
+Every submission passes through `match`, so it tests order types by identity and
+returns a plain named tuple: both cost a fraction of set lookups and a frozen dataclass.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
+from typing import NamedTuple
 
 from server.brokers.domain import OrderSide, OrderType, Quote
 from server.brokers.paper.orders import PaperOrder
 from server.decimals import QTY_PLACES
 
 ZERO = Decimal(0)
+_MARKET, _LIMIT = OrderType.MARKET, OrderType.LIMIT
+_STOP, _STOP_LIMIT, _TRAILING_STOP = OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP
+_BUY, _SELL = OrderSide.BUY, OrderSide.SELL
 
 
-@dataclass(frozen=True, slots=True)
-class Fill:
+class Fill(NamedTuple):
     qty: Decimal
     price: Decimal
 
 
-def _trading_price(order: PaperOrder, quote: Quote) -> tuple[Decimal, Decimal]:
-    """(price, displayed size) on the side the order would trade."""
-    if order.side is OrderSide.BUY:
-        return quote.ask_price, quote.ask_size
-    return quote.bid_price, quote.bid_size
-
-
-def update_triggers(order: PaperOrder, quote: Quote) -> None:
-    """Move a trailing order's water mark and fire stops whose price has been reached."""
-    price, _ = _trading_price(order, quote)
-    if order.type is OrderType.TRAILING_STOP:
+def update_triggers(order: PaperOrder, price: Decimal) -> None:
+    """Move a trailing order's water mark and fire stops whose `price` (the price on the
+    side the order trades) has been reached."""
+    kind = order.type
+    if kind is _TRAILING_STOP:
         if order.hwm is None:
             order.hwm = price
-        elif order.side is OrderSide.SELL:
+        elif order.side is _SELL:
             order.hwm = max(order.hwm, price)
         else:
             order.hwm = min(order.hwm, price)
         stop = order.trail_stop()
         assert stop is not None
-        reached = price <= stop if order.side is OrderSide.SELL else price >= stop
-    elif order.type in {OrderType.STOP, OrderType.STOP_LIMIT}:
+        reached = price <= stop if order.side is _SELL else price >= stop
+    elif kind is _STOP or kind is _STOP_LIMIT:
         assert order.stop_price is not None
-        reached = price >= order.stop_price if order.side is OrderSide.BUY else price <= order.stop_price
+        reached = price >= order.stop_price if order.side is _BUY else price <= order.stop_price
     else:
         return
     order.triggered = order.triggered or reached
 
 
-def marketable_price(order: PaperOrder, quote: Quote) -> Decimal | None:
-    """The price the order would trade at now, or None when it must wait."""
-    price, _ = _trading_price(order, quote)
-    if order.type in {OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP} and not order.triggered:
-        return None
-    if order.type in {OrderType.LIMIT, OrderType.STOP_LIMIT}:
-        assert order.limit_price is not None
-        acceptable = price <= order.limit_price if order.side is OrderSide.BUY else price >= order.limit_price
-        if not acceptable:
-            return None
-    return price
-
-
 def match(order: PaperOrder, quote: Quote) -> Fill | None:
     """The fill this order gets from this quote, if any (does not change the order's fills)."""
-    update_triggers(order, quote)
-    price = marketable_price(order, quote)
-    if price is None:
-        return None
-    if order.qty is None:  # a notional order buys (or sells) its dollar amount in one fill
+    if order.side is _BUY:
+        price, displayed = quote.ask_price, quote.ask_size
+    else:
+        price, displayed = quote.bid_price, quote.bid_size
+    kind = order.type
+    if kind is not _MARKET:
+        if kind is not _LIMIT:
+            update_triggers(order, price)
+            if not order.triggered:
+                return None
+        if kind is _LIMIT or kind is _STOP_LIMIT:
+            limit = order.limit_price
+            assert limit is not None
+            if (price > limit) if order.side is _BUY else (price < limit):
+                return None
+    qty = order.qty
+    if qty is None:  # a notional order buys (or sells) its dollar amount in one fill
         notional = order.request.notional
         assert notional is not None
         qty = (notional / price).quantize(QTY_PLACES, rounding=ROUND_DOWN)
-        return Fill(qty, price) if qty > 0 else None
-    remaining = order.remaining
-    assert remaining is not None
-    _, displayed = _trading_price(order, quote)
-    qty = min(remaining, displayed)
+    else:
+        qty -= order.filled_qty
+        if displayed < qty:
+            qty = displayed
     return Fill(qty, price) if qty > 0 else None
 
 
