@@ -9,7 +9,7 @@ starting cash: that is the conservation law the property tests check.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -153,13 +153,16 @@ class PaperAccount:
     def buying_power(self, price_of: PriceLookup, reserved: Decimal = ZERO, generation: int | None = None) -> Decimal:
         return self._buying_power(self.market_values(price_of, generation), reserved)
 
-    def _buying_power(self, values: tuple[Decimal, Decimal, Decimal], reserved: Decimal) -> Decimal:
+    def _buying_power(self, values: Sequence[Decimal], reserved: Decimal) -> Decimal:
         long_stock, short_stock, long_options = values
-        equity = self.cash + long_stock + short_stock + long_options
-        if _multiplier(equity) == 1:
-            return max(ZERO, self.cash - reserved)
-        used = long_stock - short_stock + MARGIN_MULTIPLIER * long_options
-        return max(ZERO, MARGIN_MULTIPLIER * equity - used - reserved)
+        cash = self.cash
+        equity = cash + long_stock + short_stock + long_options
+        if equity < MIN_EQUITY_FOR_MARGIN:  # a cash account: no margin (see _multiplier)
+            available = cash - reserved
+        else:
+            used = long_stock - short_stock + MARGIN_MULTIPLIER * long_options
+            available = MARGIN_MULTIPLIER * equity - used - reserved
+        return available if available > 0 else ZERO
 
     def snapshot(self, price_of: PriceLookup, reserved: Decimal = ZERO, generation: int | None = None) -> Account:
         """One valuation serves every figure (with a pricing `generation`, the one kept since

@@ -189,7 +189,8 @@ class PaperExchange:
             raise OrderRejectedError(f"option contract {request.symbol} has expired", field="symbol")
         holds = risk.check_order(account, request, instrument, self.book, self._quote, self._buying_power)
         order = self._new_order(account_id, request, instrument, holds)
-        self._arrive(order, [order, *(leg for leg in order.legs if leg.status is OrderStatus.NEW)])
+        announced = [order, *(leg for leg in order.legs if leg.status is OrderStatus.NEW)] if order.legs else [order]
+        self._arrive(order, announced)
         return self._snapshot(order)
 
     def _arrive(self, order: PaperOrder, announced: list[PaperOrder]) -> None:
@@ -427,7 +428,7 @@ class PaperExchange:
             self.book.resting.refile(order)
         if fill is not None:
             self._fill(order, fill, quote.timestamp)
-        if immediate and tif in {TimeInForce.IOC, TimeInForce.FOK} and order.is_open:
+        if immediate and (tif is TimeInForce.IOC or tif is TimeInForce.FOK) and order.is_open:
             self._close(order, OrderStatus.CANCELED, TradeEvent.CANCELED)
 
     def _fill(self, order: PaperOrder, fill: matching.Fill, when: datetime) -> None:

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from server.brokers.base import OrderRejectedError
 from server.brokers.domain import (
+    CLOSED_STATUSES,
     AssetClass,
     Order,
     OrderClass,
@@ -56,33 +57,29 @@ class PaperOrder:
     seq: int = 0  # arrival order, set by the book
     filed: int = 0  # how many times the resting index has filed it (see resting.py)
     indexed: bool = False  # counted in the resting index (an order is indexed only once its arrival is worked)
+    # The request's fields the engine reads on every order, copied once: plain slots, not properties.
+    symbol: str = field(init=False)
+    side: OrderSide = field(init=False)
+    type: OrderType = field(init=False)
+    time_in_force: TimeInForce = field(init=False)
 
     def __post_init__(self) -> None:
-        self.client_order_id = self.client_order_id or self.request.client_order_id or new_id()
-        self.qty = self.qty if self.qty is not None else self.request.qty
-        self.limit_price = self.limit_price if self.limit_price is not None else self.request.limit_price
-        self.stop_price = self.stop_price if self.stop_price is not None else self.request.stop_price
+        request = self.request
+        self.symbol, self.side, self.type, self.time_in_force = (
+            request.symbol,
+            request.side,
+            request.type,
+            request.time_in_force,
+        )
+        self.client_order_id = self.client_order_id or request.client_order_id or new_id()
+        self.qty = self.qty if self.qty is not None else request.qty
+        self.limit_price = self.limit_price if self.limit_price is not None else request.limit_price
+        self.stop_price = self.stop_price if self.stop_price is not None else request.stop_price
         self.updated_at = self.updated_at or self.created_at
 
     @property
-    def symbol(self) -> str:
-        return self.request.symbol
-
-    @property
-    def side(self) -> OrderSide:
-        return self.request.side
-
-    @property
-    def type(self) -> OrderType:
-        return self.request.type
-
-    @property
-    def time_in_force(self) -> TimeInForce:
-        return self.request.time_in_force
-
-    @property
     def is_open(self) -> bool:
-        return self.status.is_open
+        return self.status not in CLOSED_STATUSES
 
     @property
     def remaining(self) -> Decimal | None:
