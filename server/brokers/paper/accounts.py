@@ -86,7 +86,9 @@ class PaperAccount:
         at that generation is carried forward instead of being thrown away."""
         signed = qty if side is OrderSide.BUY else -qty
         self.cash -= signed * price * multiplier
-        holding = self.holdings.setdefault(symbol, Holding(symbol, asset_class, multiplier))
+        holding = self.holdings.get(symbol)
+        if holding is None:
+            holding = self.holdings[symbol] = Holding(symbol, asset_class, multiplier)
         if mark is not None and mark[0] == self._marked_at:
             before = holding.market_value(mark[1])
             self._marks[holding.bucket(before)] -= before

@@ -18,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from server.brokers.base import NotFoundError, OrderRejectedError
-from server.brokers.domain import AssetClass, OrderSide, OrderStatus
+from server.brokers.domain import AssetClass, OrderSide
 from server.brokers.paper.orders import PaperOrder
 from server.brokers.paper.resting import RestingOrders, by_arrival
 
@@ -138,5 +138,5 @@ class OrderBook:
 
 
 def _counts(order: PaperOrder) -> bool:
-    """Exit legs add no exposure and commit nothing of their own."""
-    return order.parent_id is None and order.status is not OrderStatus.HELD
+    """Exit legs add no exposure and commit nothing of their own (only exit legs are ever held)."""
+    return order.parent_id is None
