@@ -95,6 +95,9 @@ WORKLOADS: list[tuple[str, Workload]] = [
     ("limit orders resting on the book", resting_limits),
     ("mixed, clock moving, resting orders worked", mixed_with_clock),
 ]
+# For --once: one workload, with its listener, run once and untimed, for an outside counter
+# such as cachegrind (bench/notes/matching.md shows how).
+BY_SHORT_NAME: dict[str, Workload] = {"market": market_orders, "resting": resting_limits, "mixed": mixed_with_clock}
 
 
 def measure(build: Workload, listening: bool, orders: int, rounds: int) -> float:
@@ -129,10 +132,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--orders", type=int, default=ORDERS, help=f"orders per workload (default: {ORDERS:,})")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"rounds, the best counts (default: {ROUNDS})")
+    parser.add_argument(
+        "--once",
+        choices=sorted(BY_SHORT_NAME),
+        help="run this one workload once, with a listener and untimed, and print nothing else (for cachegrind)",
+    )
     add_common_options(parser, quick=f"{QUICK['orders']:,} orders, {QUICK['rounds']} round")
     args = parse_args(parser, argv, QUICK)
     if args.orders < 1 or args.rounds < 1:
         parser.error("--orders and --rounds must be at least 1")
+    if args.once:
+        BY_SHORT_NAME[args.once](True, args.orders)()
+        print(f"{args.orders:,} submissions: {args.once}, with a listener")
+        return
     run(args.orders, args.rounds).publish(args.json)
 
 

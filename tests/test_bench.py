@@ -60,6 +60,12 @@ def test_matching_benchmark_runs(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert result["tables"][0]["rows"] == [[name, *cells] for name, cells in rows.items()]
 
 
+@pytest.mark.parametrize("workload", ["market", "resting", "mixed"])
+def test_matching_benchmark_runs_one_workload_once(capsys: pytest.CaptureFixture[str], workload: str) -> None:
+    bench.matching.main(["--once", workload, "--orders", "20"])
+    assert capsys.readouterr().out == f"20 submissions: {workload}, with a listener\n"
+
+
 @pytest.mark.parametrize(("slowest", "met"), [(49_999, False), (50_000, True)])
 def test_matching_target_is_judged_on_the_slowest_workload_with_a_listener(
     monkeypatch: pytest.MonkeyPatch, slowest: int, met: bool
