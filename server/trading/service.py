@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
-from sqlalchemy import bindparam, insert
+from sqlalchemy import Select, and_, bindparam, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
@@ -93,6 +93,29 @@ _INSERT_ORDER = insert(OrderRow.__table__)  # type: ignore[arg-type]
 _BY_CLIENT_ORDER_ID = select(OrderRow).where(
     OrderRow.user_id == bindparam("user_id"), OrderRow.client_order_id == bindparam("client_order_id")
 )
+
+
+def _entry_statement(*, chosen_connection: bool) -> Select[tuple[User, BrokerConnection, OrderRow]]:
+    """What placing an order reads, in one statement: the user; their connection (the one
+    asked for, or their default one); the order already holding the clientOrderId. The outer
+    joins leave the missing ones None, so each absence still has its own answer."""
+    holds_connection = BrokerConnection.user_id == User.id
+    if chosen_connection:
+        holds_connection = and_(holds_connection, BrokerConnection.id == bindparam("connection_id"))
+    holds_client_order_id = and_(OrderRow.user_id == User.id, OrderRow.client_order_id == bindparam("client_order_id"))
+    return (
+        select(User, BrokerConnection, OrderRow)
+        .select_from(User)
+        .outerjoin(BrokerConnection, holds_connection)
+        .outerjoin(OrderRow, holds_client_order_id)
+        .where(User.id == bindparam("user_id"))
+        .order_by(col(BrokerConnection.is_default).desc(), col(BrokerConnection.created_at))
+        .limit(1)
+    )
+
+
+_ENTRY_DEFAULT_CONNECTION = _entry_statement(chosen_connection=False)
+_ENTRY_CHOSEN_CONNECTION = _entry_statement(chosen_connection=True)
 
 
 def new_client_order_id() -> str:
@@ -481,13 +504,21 @@ class TradingService:
     async def _entry(
         self, user_id: str, connection_id: str | None, client_order_id: str
     ) -> tuple[User, BrokerConnection, OrderRow | None]:
-        """What placing an order reads, in one session (each session costs more than its query):
-        the user, who must still be active; the connection; the order already holding the
-        clientOrderId, if any."""
+        """What placing an order reads, in one statement (each trip to the database costs more
+        than the query it runs): the user, who must still be active; the connection; the order
+        already holding the clientOrderId, if any."""
+        params = {"user_id": user_id, "client_order_id": client_order_id}
+        if connection_id is None:
+            statement = _ENTRY_DEFAULT_CONNECTION
+        else:
+            statement, params["connection_id"] = _ENTRY_CHOSEN_CONNECTION, connection_id
         async with self._sessions() as session:
-            user = require_active(await session.get(User, user_id))
-            connection = await _find_connection(session, user_id, connection_id)
-            return user, connection, await _find_by_client_id(session, user_id, client_order_id)
+            found = (await session.exec(statement, params=params)).first()
+        user, connection, existing = found if found is not None else (None, None, None)
+        user = require_active(user)
+        if connection is None:
+            raise NotFoundError("broker connection")
+        return user, connection, existing
 
     async def _open_rows(self, connection_id: str) -> list[OrderRow]:
         async with self._sessions() as session:

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlmodel import update
+from starlette.applications import Starlette
 
 from server.app import create_app
 from server.brokers.paper.clock import ManualClock
@@ -19,7 +20,7 @@ from server.models import User
 from tests.utils.accounts import as_user, register
 from tests.utils.factories import make_settings
 from tests.utils.graphql import error_codes
-from tests.utils.trading import CANCEL, ORDER, PLACE, codes, in_process, place
+from tests.utils.trading import CANCEL, ORDER, PLACE, codes, in_process, orders_at_the_exchange, place
 
 pytestmark = pytest.mark.anyio
 
@@ -133,6 +134,53 @@ async def test_trading_needs_a_signed_in_user(client: httpx.AsyncClient) -> None
     assert public.json()["data"]["asset"] == {"symbol": "MSFT", "fractionable": True}
     response = await client.post("/graphql", json={"query": '{ clock { isOpen } assets(search: "apple") { symbol } }'})
     assert response.json()["data"]["assets"] == [{"symbol": "AAPL"}]
+
+
+CONNECT_SPARE = """mutation {
+  connectBroker(input: {kind: PAPER, label: "spare", makeDefault: false}) { connection { id } userErrors { code } }
+}"""
+ORDERS_OF = "query($c: ID) { orders(status: ALL, first: 10, connectionId: $c) { nodes { clientOrderId } } }"
+
+
+async def _spare_connection(client: httpx.AsyncClient, token: str) -> str:
+    added = (await as_user(client, token, CONNECT_SPARE))["data"]["connectBroker"]
+    assert added["userErrors"] == []
+    return str(added["connection"]["id"])
+
+
+async def _client_order_ids(client: httpx.AsyncClient, token: str, connection_id: str | None = None) -> set[str]:
+    result = await as_user(client, token, ORDERS_OF, {"c": connection_id})
+    assert "errors" not in result, result
+    return {node["clientOrderId"] for node in result["data"]["orders"]["nodes"]}
+
+
+async def test_an_order_goes_through_the_connection_asked_for_else_the_default(client: httpx.AsyncClient) -> None:
+    ada = await register(client, "ada")
+    spare = await _spare_connection(client, ada.access_token)
+    chosen = await place(
+        client, ada.access_token, symbol="AAPL", side="BUY", qty="1", clientOrderId="c", connectionId=spare
+    )
+    default = await place(client, ada.access_token, symbol="AAPL", side="BUY", qty="1", clientOrderId="d")
+    assert chosen["userErrors"] == default["userErrors"] == []
+    assert await _client_order_ids(client, ada.access_token, spare) == {"c"}
+    assert await _client_order_ids(client, ada.access_token) == {"c", "d"}  # every connection's
+    default_connection = await as_user(client, ada.access_token, '{ order(clientOrderId: "d") { connectionId } }')
+    assert default_connection["data"]["order"]["connectionId"] not in {spare, None}
+
+
+async def test_an_order_through_someone_elses_connection_is_not_found_and_not_placed(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    ada, bob = await register(client, "ada"), await register(client, "bob")
+    bobs = await _spare_connection(client, bob.access_token)
+    order = {"symbol": "AAPL", "side": "BUY", "qty": "1", "connectionId": bobs}
+    for token in (ada.access_token, ada.access_token):  # the second time, as a retry of the first
+        answer = await as_user(client, token, PLACE, {"input": {**order, "clientOrderId": "x"}})
+        assert error_codes(answer) == ["NOT_FOUND"]
+        assert answer["errors"][0]["message"] == "Broker connection not found."
+    assert orders_at_the_exchange(app.state.services) == []
+    assert await _client_order_ids(client, ada.access_token) == set()
+    assert await _client_order_ids(client, bob.access_token, bobs) == set()
 
 
 @pytest.fixture

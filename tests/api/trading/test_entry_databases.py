@@ -1,0 +1,69 @@
+"""Order entry reads its user, connection and clientOrderId in one statement: the same
+answers on SQLite, PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from server.app import create_app
+from tests.utils.accounts import as_user, register
+from tests.utils.databases import throwaway_database
+from tests.utils.factories import make_clock, make_settings
+from tests.utils.graphql import error_codes
+from tests.utils.trading import PLACE, in_process, orders_at_the_exchange, place
+
+pytestmark = pytest.mark.anyio
+
+KINDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.database),
+    pytest.param("mariadb", id="mariadb", marks=pytest.mark.database),
+]
+CONNECT_SPARE = """mutation {
+  connectBroker(input: {kind: PAPER, label: "spare", makeDefault: false}) { connection { id } userErrors { code } }
+}"""
+CONNECTION_OF = "query($cid: String) { order(clientOrderId: $cid) { id connectionId } }"
+
+
+@pytest.fixture(params=KINDS)
+async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
+    async with throwaway_database(request.param, tmp_path) as url:
+        app = create_app(make_settings(tmp_path / "data", database_url=url), clock=make_clock())
+        async with in_process(app) as http:
+            yield app, http
+
+
+async def _spare(client: httpx.AsyncClient, token: str) -> str:
+    added = (await as_user(client, token, CONNECT_SPARE))["data"]["connectBroker"]
+    assert added["userErrors"] == []
+    return str(added["connection"]["id"])
+
+
+async def _placed_through(client: httpx.AsyncClient, token: str, cid: str) -> dict[str, str]:
+    answer = await as_user(client, token, CONNECTION_OF, {"cid": cid})
+    assert "errors" not in answer, answer
+    return answer["data"]["order"]
+
+
+async def test_order_entry_reads_the_same_on_every_database(served: tuple[Starlette, httpx.AsyncClient]) -> None:
+    app, client = served
+    ada, bob = await register(client, "ada"), await register(client, "bob")
+    spare, bobs = await _spare(client, ada.access_token), await _spare(client, bob.access_token)
+    order = {"symbol": "AAPL", "side": "BUY", "qty": "1"}
+
+    default = await place(client, ada.access_token, **order, clientOrderId="d")
+    chosen = await place(client, ada.access_token, **order, clientOrderId="c", connectionId=spare)
+    again = await place(client, ada.access_token, **order, clientOrderId="c", connectionId=spare)
+    elsewhere = await as_user(client, ada.access_token, PLACE, {"input": {**order, "connectionId": bobs}})
+
+    assert default["userErrors"] == chosen["userErrors"] == again["userErrors"] == []
+    assert again["order"] == chosen["order"]
+    assert (await _placed_through(client, ada.access_token, "c"))["connectionId"] == spare
+    assert (await _placed_through(client, ada.access_token, "d"))["connectionId"] not in {spare, bobs}
+    assert error_codes(elsewhere) == ["NOT_FOUND"]
+    assert len(orders_at_the_exchange(app.state.services)) == 2
