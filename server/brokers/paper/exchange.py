@@ -454,9 +454,12 @@ class PaperExchange:
             order.filled_at = when
             self.book.closed(order)
         self._emit(order, TradeEvent.FILL if done else TradeEvent.PARTIAL_FILL, fill=fill, position_qty=position_qty)
-        self._after_fill(order, done)
+        if order.parent_id or order.legs:
+            self._after_fill(order, done)
 
     def _after_fill(self, order: PaperOrder, done: bool) -> None:
+        """What a fill does to the rest of its order class: an exit leg's or an OCO's siblings
+        go, and a filled entry's held exits start working."""
         if order.parent_id:  # an exit leg traded: its sibling (the other side of the OCO) goes
             parent = self.book.get(order.account_id, order.parent_id)
             siblings = [parent, *parent.legs] if parent.request.order_class is OrderClass.OCO else parent.legs
