@@ -54,6 +54,8 @@ class SetupSlots:
 
     def __init__(self, size: int = SETUPS_AT_ONCE, per_caller: int = SETUPS_PER_CALLER) -> None:
         self._all = asyncio.Semaphore(size)
+        self._size = size
+        self._taken = 0  # kept here: the semaphore's own count is private
         self._per_caller = per_caller
         self._callers: dict[Hashable, _Caller] = {}
 
@@ -73,8 +75,10 @@ class SetupSlots:
         except BaseException:
             self._leave(caller, entry)
             raise
+        self._taken += 1
 
         def give_back() -> None:
+            self._taken -= 1
             self._all.release()
             entry.semaphore.release()
             self._leave(caller, entry)
@@ -88,7 +92,8 @@ class SetupSlots:
 
     @property
     def free(self) -> int:
-        return self._all._value
+        """Server-wide slots not held now."""
+        return self._size - self._taken
 
     @property
     def callers(self) -> int:
