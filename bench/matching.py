@@ -95,8 +95,8 @@ WORKLOADS: list[tuple[str, Workload]] = [
     ("limit orders resting on the book", resting_limits),
     ("mixed, clock moving, resting orders worked", mixed_with_clock),
 ]
-# For --once: one workload, with its listener, run once and untimed, for an outside counter
-# such as cachegrind (bench/notes/matching.md shows how).
+# For --once: one workload run once and untimed, for an outside counter such as cachegrind
+# (bench/notes/matching.md shows how).
 BY_SHORT_NAME: dict[str, Workload] = {"market": market_orders, "resting": resting_limits, "mixed": mixed_with_clock}
 
 
@@ -137,13 +137,14 @@ def main(argv: list[str] | None = None) -> None:
         choices=sorted(BY_SHORT_NAME),
         help="run this one workload once, with a listener and untimed, and print nothing else (for cachegrind)",
     )
+    parser.add_argument("--no-listener", action="store_true", help="with --once: no trade-update listener")
     add_common_options(parser, quick=f"{QUICK['orders']:,} orders, {QUICK['rounds']} round")
     args = parse_args(parser, argv, QUICK)
     if args.orders < 1 or args.rounds < 1:
         parser.error("--orders and --rounds must be at least 1")
     if args.once:
-        BY_SHORT_NAME[args.once](True, args.orders)()
-        print(f"{args.orders:,} submissions: {args.once}, with a listener")
+        BY_SHORT_NAME[args.once](not args.no_listener, args.orders)()
+        print(f"{args.orders:,} submissions: {args.once}, {'no' if args.no_listener else 'with a'} listener")
         return
     run(args.orders, args.rounds).publish(args.json)
 

@@ -63,7 +63,11 @@ def test_matching_benchmark_runs(capsys: pytest.CaptureFixture[str], tmp_path: P
 @pytest.mark.parametrize("workload", ["market", "resting", "mixed"])
 def test_matching_benchmark_runs_one_workload_once(capsys: pytest.CaptureFixture[str], workload: str) -> None:
     bench.matching.main(["--once", workload, "--orders", "20"])
-    assert capsys.readouterr().out == f"20 submissions: {workload}, with a listener\n"
+    bench.matching.main(["--once", workload, "--orders", "20", "--no-listener"])
+    assert (
+        capsys.readouterr().out
+        == f"20 submissions: {workload}, with a listener\n20 submissions: {workload}, no listener\n"
+    )
 
 
 @pytest.mark.parametrize(("slowest", "met"), [(49_999, False), (50_000, True)])
