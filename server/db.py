@@ -20,6 +20,7 @@ from server.sqlite_driver import OneTripDBAPI
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "alembic"
 MIGRATION_TIMEOUT_SECONDS = 120.0
 SQLITE_POOL_TIMEOUT = 30.0
+SQLITE_READERS = 4  # read connections beside the one writer
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -28,6 +29,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def _sqlite_reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")  # a reader never writes, whatever asks it to
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
 
@@ -55,6 +63,27 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         **({"module": OneTripDBAPI()} if make_url(url).get_driver_name() == "aiosqlite" else {}),
     )
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def create_read_engine(url: str) -> AsyncEngine | None:
+    """SQLite files only: connections that only read, beside the one that writes.
+
+    In WAL mode readers run while the writer writes, each statement seeing what was
+    committed before it began. Reads from them never queue behind a write transaction on
+    the writer's single connection, whose holder may be waiting its turn on a busy event
+    loop. None elsewhere: other databases read from the main engine's pool."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    engine = create_async_engine(
+        url,
+        pool_size=SQLITE_READERS,
+        max_overflow=0,
+        pool_timeout=SQLITE_POOL_TIMEOUT,
+        **({"module": OneTripDBAPI()} if parsed.get_driver_name() == "aiosqlite" else {}),
+    )
+    event.listen(engine.sync_engine, "connect", _sqlite_reader_pragmas)
     return engine
 
 

@@ -27,7 +27,7 @@ from server.brokers.paper.market import MarketSimulator
 from server.brokers.paper.market_data import PaperMarket
 from server.brokers.registry import BrokerRegistry
 from server.brokers.streaming import Family
-from server.db import create_engine, session_factory, upgrade_database_async
+from server.db import create_engine, create_read_engine, session_factory, upgrade_database_async
 from server.metrics import Metrics
 from server.metrics.labels import connection_kind
 from server.security.passwords import HashingParameters, PasswordService
@@ -54,6 +54,7 @@ class Services:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    read_sessions: async_sessionmaker[AsyncSession]  # for reads only: beside the writer where the database allows
     clock: Clock
     market: MarketSimulator
     exchange: PaperExchange
@@ -98,6 +99,7 @@ async def run_services(
         await upgrade_database_async(settings.database_url)
         logger.info("database migrated", extra={"dialect": settings.database_url.split(":", 1)[0]})
     engine = create_engine(settings.database_url)
+    read_engine = create_read_engine(settings.database_url)
     wall_clock = clock is None
     clock = clock or WallClock()
     market = MarketSimulator(clock, seed=settings.market_seed, tick_seconds=settings.market_tick_seconds)
@@ -105,6 +107,7 @@ async def run_services(
     # On the wall clock the market ticks by itself; tests with a manual clock step it.
     ticker = asyncio.create_task(run_ticker(exchange, settings.market_tick_seconds)) if wall_clock else None
     sessions = session_factory(engine)
+    read_sessions = session_factory(read_engine) if read_engine is not None else sessions
     passwords = PasswordService(
         HashingParameters(time_cost=settings.password_hash_time_cost, memory_cost=settings.password_hash_memory_kib),
         max_concurrent=settings.password_hash_threads or max(1, (os.cpu_count() or 2) - 1),
@@ -143,6 +146,7 @@ async def run_services(
     streams = StreamHub(grace_seconds=settings.stream_grace_seconds, metrics=metrics)
     trading = TradingService(
         sessions,
+        read_sessions,
         registry,
         ledger_writer,
         risk_defaults=RiskLimits(
@@ -164,6 +168,7 @@ async def run_services(
             settings=settings,
             engine=engine,
             sessions=sessions,
+            read_sessions=read_sessions,
             clock=clock,
             market=market,
             exchange=exchange,
@@ -192,7 +197,7 @@ async def run_services(
             limits=limits,
             brokers=registry,
             trading=trading,
-            history=OrderHistory(sessions),
+            history=OrderHistory(read_sessions),
             streams=streams,
             order_updates=order_updates,
             metrics=metrics,
@@ -208,6 +213,8 @@ async def run_services(
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
         await engine.dispose()
+        if read_engine is not None:
+            await read_engine.dispose()
 
 
 def alpaca_brokers(settings: Settings, metrics: Metrics | None = None) -> AlpacaBrokers:

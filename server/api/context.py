@@ -62,7 +62,7 @@ def fresh_loaders(context: Context) -> Iterator[Loaders]:
     services = context.services
     loaders = Loaders(
         quotes=quote_loader(services.quote_source),
-        users=user_loader(services.sessions),
+        users=user_loader(services.read_sessions),
         order_legs=legs_loader(services.history),
         order_events=events_loader(services.history),
     )

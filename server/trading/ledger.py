@@ -1,10 +1,12 @@
 """The order ledger: every order a user places here, as the broker last reported it.
 
 A row is written (status `pending_new`, no broker id) and committed before the order is
-sent. After that, one writer task applies everything the broker says about orders: the
-answer to a submission, each trade update, each sync. One writer means no two changes to
-a row ever race, and a batch of them shares one transaction. Changes only move forward
-(an order never goes back from filled to new, nor un-fills), so a late or repeated report
+sent. One writer task writes those rows and applies everything the broker says about
+orders: the answer to a submission, each trade update, each sync. One writer means no two
+changes to a row ever race, and a batch of them, new rows included, shares one transaction
+(on SQLite, whose single writing connection is the bottleneck under load, one commit and
+one hold of that connection serve every order of the batch). Changes only move forward (an
+order never goes back from filled to new, nor un-fills), so a late or repeated report
 changes nothing. Every change appends an order event.
 """
 
@@ -35,7 +37,8 @@ logger = logging.getLogger(__name__)
 
 IN_FLIGHT = OrderStatus.PENDING_NEW.value
 MAX_BATCH = 256
-# Built once: every order writes events (a statement's cache key costs more than reusing it).
+# Built once: every order writes its row and events (a statement's cache key costs more than reusing it).
+_INSERT_ORDERS = insert(OrderRow.__table__)  # type: ignore[arg-type]
 _INSERT_EVENTS = insert(OrderEvent.__table__)  # type: ignore[arg-type]
 
 
@@ -144,6 +147,18 @@ class _Report:
 
 
 @dataclass(slots=True)
+class _NewRow:
+    """An order row to write, with its first event, before the order is sent."""
+
+    row: OrderRow
+    event: dict[str, Any]
+    done: asyncio.Future[None]
+
+
+_Item = _Report | _NewRow
+
+
+@dataclass(slots=True)
 class _Batch:
     """One transaction's worth of reports: the rows they touch are read in one query up front,
     written in one flush, and their events after them in one insert."""
@@ -206,7 +221,7 @@ class LedgerWriter:
         self._now = now
         self._on_change = on_change
         self._metrics = metrics
-        self._queue: asyncio.Queue[_Report] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -233,26 +248,46 @@ class LedgerWriter:
         self._queue.put_nowait(_Report(ref, order, event, done=done))
         return await done
 
+    async def insert(self, row: OrderRow, first_event: dict[str, Any]) -> None:
+        """Write a new order's row and its first event; returns once they are committed.
+        IntegrityError: the row's clientOrderId is taken (by another server process)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_NewRow(row, first_event, done))
+        await done
+
     async def flush(self) -> None:
         await self._queue.join()
 
     async def _run(self) -> None:
         while True:
-            reports = [await self._queue.get()]
-            while len(reports) < MAX_BATCH and not self._queue.empty():
-                reports.append(self._queue.get_nowait())
+            items = [await self._queue.get()]
+            while len(items) < MAX_BATCH and not self._queue.empty():
+                items.append(self._queue.get_nowait())
             try:
-                await self._write(reports)
-            except Exception as error:
-                logger.exception("ledger batch of %d reports failed; sync will catch up", len(reports))
-                for report in reports:
-                    if report.done is not None and not report.done.done():
-                        report.done.set_exception(error)
+                await self._write_batch(items)
             finally:
-                for _ in reports:
+                for _ in items:
                     self._queue.task_done()
 
-    async def _write(self, reports: list[_Report]) -> None:
+    async def _write_batch(self, items: list[_Item]) -> None:
+        try:
+            await self._write(items)
+        except Exception as error:
+            if len(items) > 1 and any(isinstance(item, _NewRow) for item in items):
+                # A new row refused (its clientOrderId taken by another process) fails only its
+                # own order: the batch is rolled back whole, so each item is written again alone.
+                for item in items:
+                    await self._write_batch([item])
+                return
+            if not isinstance(items[0], _NewRow):
+                logger.exception("ledger batch of %d reports failed; sync will catch up", len(items))
+            for item in items:
+                if item.done is not None and not item.done.done():
+                    item.done.set_exception(error)
+
+    async def _write(self, items: list[_Item]) -> None:
+        new_rows = [item for item in items if isinstance(item, _NewRow)]
+        reports = [item for item in items if isinstance(item, _Report)]
         results: list[tuple[_Report, OrderRow]] = []
         changes: list[OrderChange] = []
         last_touch = (
@@ -262,7 +297,12 @@ class LedgerWriter:
         )
         async with self._sessions() as session:
             batch = _Batch(session)
-            await batch.load(reports)
+            if new_rows:
+                connection = await session.connection()
+                await connection.execute(_INSERT_ORDERS, [new.row.model_dump() for new in new_rows])
+                batch.events += [new.event for new in new_rows]
+            if reports:
+                await batch.load(reports)
             for i, report in enumerate(reports):
                 row = await self._apply(batch, report.ref, report.order, report)
                 results.append((report, row))
@@ -275,6 +315,9 @@ class LedgerWriter:
         if self._metrics is not None:
             for status, reject_code in batch.statuses:
                 self._metrics.order_reached(status, reject_code)
+        for new in new_rows:
+            if not new.done.done():
+                new.done.set_result(None)
         for report, row in results:
             if report.done is not None and not report.done.done():
                 report.done.set_result(row)

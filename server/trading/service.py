@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
-from sqlalchemy import Select, and_, bindparam, insert
+from sqlalchemy import Select, and_, bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
@@ -89,7 +89,6 @@ _DEFAULT_CONNECTION = _USER_CONNECTIONS.order_by(
     col(BrokerConnection.is_default).desc(), col(BrokerConnection.created_at)
 ).limit(1)
 _CONNECTION = _USER_CONNECTIONS.where(BrokerConnection.id == bindparam("connection_id")).limit(1)
-_INSERT_ORDER = insert(OrderRow.__table__)  # type: ignore[arg-type]
 _BY_CLIENT_ORDER_ID = select(OrderRow).where(
     OrderRow.user_id == bindparam("user_id"), OrderRow.client_order_id == bindparam("client_order_id")
 )
@@ -126,6 +125,7 @@ class TradingService:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
+        read_sessions: async_sessionmaker[AsyncSession],
         registry: BrokerRegistry,
         ledger_writer: LedgerWriter,
         *,
@@ -136,6 +136,7 @@ class TradingService:
     ) -> None:
         self._metrics = metrics
         self._sessions = sessions
+        self._read_sessions = read_sessions  # what only reads, beside the writer (see db.create_read_engine)
         self._registry = registry
         self._ledger = ledger_writer
         self._risk_defaults = risk_defaults
@@ -512,7 +513,7 @@ class TradingService:
             statement = _ENTRY_DEFAULT_CONNECTION
         else:
             statement, params["connection_id"] = _ENTRY_CHOSEN_CONNECTION, connection_id
-        async with self._sessions() as session:
+        async with self._read_sessions() as session:
             found = (await session.exec(statement, params=params)).first()
         user, connection, existing = found if found is not None else (None, None, None)
         user = require_active(user)
@@ -528,12 +529,7 @@ class TradingService:
             return list((await session.exec(query.order_by(col(OrderRow.created_at)))).all())
 
     async def _insert(self, row: OrderRow) -> OrderRow:
-        async with self._sessions() as session:
-            # Core statements: the row is built already, and nothing of the ORM's is needed to write it.
-            connection = await session.connection()
-            await connection.execute(_INSERT_ORDER, row.model_dump())
-            await insert_events(session, local_event(row, self._now()))
-            await session.commit()
+        await self._ledger.insert(row, local_event(row, self._now()))  # committed with the ledger's next batch
         if self._metrics is not None:
             self._metrics.order_reached(row.status, row.reject_code)
         return row

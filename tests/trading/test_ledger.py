@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from starlette.applications import Starlette
 
@@ -24,7 +26,7 @@ from server.brokers.domain import (
 from server.brokers.registry import ConnectionRef
 from server.models import BrokerConnection, OrderEvent, User
 from server.models import Order as OrderRow
-from server.trading.ledger import IN_FLIGHT, LedgerWriter, OrderChange, merge, new_row
+from server.trading.ledger import IN_FLIGHT, LedgerWriter, OrderChange, local_event, merge, new_row
 from server.users.problems import UserProblem
 
 pytestmark = pytest.mark.anyio
@@ -237,3 +239,35 @@ async def test_a_leg_reported_before_its_parent_is_linked_to_the_parent_once_it_
     assert set(rows) == {"cid-1", "cid-leg"}
     assert rows["cid-leg"].parent_order_id == rows["cid-1"].id
     assert rows["cid-1"].parent_order_id is None
+
+
+async def test_new_rows_share_a_batch_and_a_taken_client_order_id_fails_only_its_own(app: Starlette) -> None:
+    """New order rows are written with the reports queued beside them, in one transaction; a
+    row whose clientOrderId is taken (by another server process) is refused alone."""
+    writer = app.state.services.trading._ledger
+    ref = await _user_and_connection(app)
+    request = OrderRequest(symbol="AAPL", side=OrderSide.BUY, qty=Decimal(1))
+
+    def insert(cid: str) -> tuple[OrderRow, asyncio.Task[None]]:
+        row = new_row(ref, request, cid, "us_equity", NOW)
+        return row, asyncio.create_task(writer.insert(row, local_event(row, NOW)))
+
+    taken, first = insert("cid-taken")
+    await first
+    writer.push(ref, TradeUpdate(event=TradeEvent.NEW, order=_order(OrderStatus.NEW), timestamp=NOW))
+    await asyncio.sleep(0)  # the writer takes that report and starts its batch
+    fill = TradeUpdate(event=TradeEvent.FILL, order=_order(OrderStatus.FILLED, "10"), timestamp=NOW, execution_id="e")
+    writer.push(ref, fill)
+    (fresh, fresh_written), (_, again_written) = insert("cid-fresh"), insert("cid-taken")  # queued with the fill
+    outcomes = await asyncio.gather(fresh_written, again_written, return_exceptions=True)
+    await writer.flush()
+
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], IntegrityError)
+    async with app.state.services.sessions() as session:
+        rows = {r.client_order_id: r for r in (await session.exec(select(OrderRow))).all()}
+        created = (await session.exec(select(OrderEvent).where(OrderEvent.event == "created"))).all()
+    assert set(rows) == {"cid-taken", "cid-fresh", "cid-1"}
+    assert rows["cid-taken"].id == taken.id
+    assert (rows["cid-1"].status, rows["cid-1"].filled_qty) == ("filled", 10)
+    assert sorted(event.order_id for event in created) == sorted([taken.id, fresh.id])

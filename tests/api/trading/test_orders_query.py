@@ -3,6 +3,7 @@ sign-in, the order-entry rate limit, and start-up reconciliation of what was lef
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -181,6 +182,21 @@ async def test_an_order_through_someone_elses_connection_is_not_found_and_not_pl
     assert orders_at_the_exchange(app.state.services) == []
     assert await _client_order_ids(client, ada.access_token) == set()
     assert await _client_order_ids(client, bob.access_token, bobs) == set()
+
+
+async def test_signed_in_reads_answer_while_a_write_holds_the_database(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    """On SQLite the one writing connection is taken in turn; what only reads does not wait for it."""
+    ada = await register(client, "ada")
+    await place(client, ada.access_token, symbol="AAPL", side="BUY", qty="1", clientOrderId="first")
+    async with app.state.services.sessions() as session:
+        await session.connection()  # the writer's connection, held
+        async with asyncio.timeout(5):
+            answer = await as_user(
+                client, ada.access_token, "{ me { id } orders(status: ALL, first: 5) { nodes { clientOrderId } } }"
+            )
+    assert answer["data"] == {"me": {"id": ada.user_id}, "orders": {"nodes": [{"clientOrderId": "first"}]}}
 
 
 @pytest.fixture
