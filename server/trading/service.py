@@ -136,7 +136,7 @@ class TradingService:
     ) -> None:
         self._metrics = metrics
         self._sessions = sessions
-        self._read_sessions = read_sessions  # what only reads, beside the writer (see db.create_read_engine)
+        self._read_sessions = read_sessions  # for what only reads: beside the writer (see db.create_read_engine)
         self._registry = registry
         self._ledger = ledger_writer
         self._risk_defaults = risk_defaults
@@ -148,12 +148,12 @@ class TradingService:
 
     async def connection(self, user_id: str, connection_id: str | None = None) -> BrokerConnection:
         """The user's connection `connection_id`, or their default one."""
-        async with self._sessions() as session:
+        async with self._read_sessions() as session:
             return await _find_connection(session, user_id, connection_id)
 
     async def connection_by_id(self, connection_id: str) -> BrokerConnection:
         """A connection found by its id alone: for rows already known to be the caller's."""
-        async with self._sessions() as session:
+        async with self._read_sessions() as session:
             found = await session.get(BrokerConnection, connection_id)
         if found is None:
             raise NotFoundError("broker connection")
@@ -424,7 +424,7 @@ class TradingService:
     async def sync(self, user_id: str) -> SyncReport:
         """Ask the broker about every order the ledger holds open, and adopt open orders it does not know."""
         checked = updated = 0
-        async with self._sessions() as session:
+        async with self._read_sessions() as session:
             connections = list(
                 (await session.exec(select(BrokerConnection).where(BrokerConnection.user_id == user_id))).all()
             )
@@ -468,7 +468,7 @@ class TradingService:
 
     async def reconcile(self) -> SyncReport:
         """At start-up: settle every order left open or in flight, for every connection."""
-        async with self._sessions() as session:
+        async with self._read_sessions() as session:
             query = (
                 select(BrokerConnection)
                 .join(OrderRow, col(OrderRow.connection_id) == col(BrokerConnection.id))
@@ -494,12 +494,12 @@ class TradingService:
     # ----- rows -----------------------------------------------------------------------
 
     async def find(self, user_id: str, order_id: str) -> OrderRow | None:
-        async with self._sessions() as session:
+        async with self._read_sessions() as session:
             row = await session.get(OrderRow, order_id)
         return row if row is not None and row.user_id == user_id else None
 
     async def find_by_client_id(self, user_id: str, client_order_id: str) -> OrderRow | None:
-        async with self._sessions() as session:
+        async with self._read_sessions() as session:
             return await _find_by_client_id(session, user_id, client_order_id)
 
     async def _entry(
@@ -522,7 +522,7 @@ class TradingService:
         return user, connection, existing
 
     async def _open_rows(self, connection_id: str) -> list[OrderRow]:
-        async with self._sessions() as session:
+        async with self._read_sessions() as session:
             query = select(OrderRow).where(
                 OrderRow.connection_id == connection_id, col(OrderRow.status).not_in(CLOSED_STATUS_VALUES)
             )
