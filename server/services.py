@@ -212,9 +212,9 @@ async def run_services(
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
-        await engine.dispose()
-        if read_engine is not None:
+        if read_engine is not None:  # first: the writer, closing last, checkpoints the WAL
             await read_engine.dispose()
+        await engine.dispose()
 
 
 def alpaca_brokers(settings: Settings, metrics: Metrics | None = None) -> AlpacaBrokers:
