@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -38,8 +39,8 @@ logger = logging.getLogger(__name__)
 IN_FLIGHT = OrderStatus.PENDING_NEW.value
 MAX_BATCH = 256
 # Built once: every order writes its row and events (a statement's cache key costs more than reusing it).
-_INSERT_ORDERS = insert(OrderRow.__table__)  # type: ignore[arg-type]
-_INSERT_EVENTS = insert(OrderEvent.__table__)  # type: ignore[arg-type]
+_INSERT_ORDERS = insert(OrderRow.__table__)  # type: ignore[attr-defined]
+_INSERT_EVENTS = insert(OrderEvent.__table__)  # type: ignore[attr-defined]
 
 
 def is_in_flight(row: OrderRow) -> bool:
@@ -273,14 +274,14 @@ class LedgerWriter:
         try:
             await self._write(items)
         except Exception as error:
-            if len(items) > 1 and any(isinstance(item, _NewRow) for item in items):
+            if isinstance(error, IntegrityError) and len(items) > 1 and any(isinstance(i, _NewRow) for i in items):
                 # A new row refused (its clientOrderId taken by another process) fails only its
                 # own order: the batch is rolled back whole, so each item is written again alone.
                 for item in items:
                     await self._write_batch([item])
                 return
-            if not isinstance(items[0], _NewRow):
-                logger.exception("ledger batch of %d reports failed; sync will catch up", len(items))
+            if any(isinstance(item, _Report) for item in items):  # a new row's failure reaches its caller
+                logger.exception("ledger batch of %d items failed; sync will catch up", len(items))
             for item in items:
                 if item.done is not None and not item.done.done():
                     item.done.set_exception(error)

@@ -19,11 +19,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
-from sqlalchemy import Select, and_, bindparam
+from sqlalchemy import and_, bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import Select
 
 from server.brokers.base import (
     Broker,
@@ -64,6 +65,11 @@ CLIENT_ORDER_ID_BYTES = 12
 
 NOT_SENT = "NOT_SENT"
 SUBMIT_BUDGET_CALLS = 3  # send, look up by clientOrderId, send again
+CLIENT_ORDER_ID_REUSED = UserProblem(
+    "CLIENT_ORDER_ID_REUSED",
+    "This clientOrderId belongs to a different order; that order is returned unchanged.",
+    "clientOrderId",
+)
 OUTCOME_UNKNOWN = UserProblem(
     "BROKER_UNAVAILABLE",
     "The broker did not answer in time: the order may or may not have been placed. "
@@ -94,20 +100,22 @@ _BY_CLIENT_ORDER_ID = select(OrderRow).where(
 )
 
 
-def _entry_statement(*, chosen_connection: bool) -> Select[tuple[User, BrokerConnection, OrderRow]]:
+def _entry_statement(*, chosen_connection: bool) -> Select[User, BrokerConnection, OrderRow]:
     """What placing an order reads, in one statement: the user; their connection (the one
     asked for, or their default one); the order already holding the clientOrderId. The outer
     joins leave the missing ones None, so each absence still has its own answer."""
-    holds_connection = BrokerConnection.user_id == User.id
+    holds_connection = col(BrokerConnection.user_id) == col(User.id)
     if chosen_connection:
-        holds_connection = and_(holds_connection, BrokerConnection.id == bindparam("connection_id"))
-    holds_client_order_id = and_(OrderRow.user_id == User.id, OrderRow.client_order_id == bindparam("client_order_id"))
+        holds_connection = and_(holds_connection, col(BrokerConnection.id) == bindparam("connection_id"))
+    holds_client_order_id = and_(
+        col(OrderRow.user_id) == col(User.id), col(OrderRow.client_order_id) == bindparam("client_order_id")
+    )
     return (
         select(User, BrokerConnection, OrderRow)
         .select_from(User)
         .outerjoin(BrokerConnection, holds_connection)
         .outerjoin(OrderRow, holds_client_order_id)
-        .where(User.id == bindparam("user_id"))
+        .where(col(User.id) == bindparam("user_id"))
         .order_by(col(BrokerConnection.is_default).desc(), col(BrokerConnection.created_at))
         .limit(1)
     )
@@ -226,6 +234,10 @@ class TradingService:
             if problem is not None or symbol is None:
                 return OrderOutcome(None, [problem] if problem else [])
             request = replace(request, symbol=symbol, client_order_id=cid)
+            if existing is not None and existing.connection_id != connection.id:
+                if known is not None or connection_id is not None:  # asked of another account: not this order
+                    return OrderOutcome(existing, [CLIENT_ORDER_ID_REUSED])
+                connection = await self.connection_by_id(existing.connection_id)  # the order's own account
             broker = self.broker(connection)
             ref = ConnectionRef(user.id, connection.id)
             if existing is not None:
@@ -286,12 +298,7 @@ class TradingService:
     ) -> OrderOutcome:
         """A clientOrderId seen before: the first order, never a second one."""
         if not same_order(row, request):
-            problem = UserProblem(
-                "CLIENT_ORDER_ID_REUSED",
-                "This clientOrderId belongs to a different order; that order is returned unchanged.",
-                "clientOrderId",
-            )
-            return OrderOutcome(row, [problem])
+            return OrderOutcome(row, [CLIENT_ORDER_ID_REUSED])
         if is_in_flight(row):  # an earlier attempt got no answer: ask the broker before sending again
             try:
                 found = await self.call(broker.get_order_by_client_id(row.client_order_id))

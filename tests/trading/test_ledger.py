@@ -271,3 +271,26 @@ async def test_new_rows_share_a_batch_and_a_taken_client_order_id_fails_only_its
     assert rows["cid-taken"].id == taken.id
     assert (rows["cid-1"].status, rows["cid-1"].filled_qty) == ("filled", 10)
     assert sorted(event.order_id for event in created) == sorted([taken.id, fresh.id])
+
+
+async def test_a_batch_failing_for_another_reason_fails_whole_without_retrying_each_item(
+    app: Starlette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a refused row is worth writing the rest again without it; a database that is down
+    fails the batch at once instead of once an item."""
+    writer = app.state.services.trading._ledger
+    ref = await _user_and_connection(app)
+    attempts: list[int] = []
+
+    async def down(items: list[object]) -> None:
+        attempts.append(len(items))
+        raise ConnectionError("database unreachable")
+
+    monkeypatch.setattr(writer, "_write", down)
+    row = new_row(ref, OrderRequest(symbol="AAPL", side=OrderSide.BUY, qty=Decimal(1)), "cid-down", "us_equity", NOW)
+    recorded = asyncio.create_task(writer.record(ref, _order(OrderStatus.NEW), "submitted"))
+    inserted = asyncio.create_task(writer.insert(row, local_event(row, NOW)))
+    outcomes = await asyncio.gather(recorded, inserted, return_exceptions=True)
+
+    assert attempts == [2]
+    assert all(isinstance(outcome, ConnectionError) for outcome in outcomes)

@@ -15,9 +15,12 @@ from sqlmodel import update
 from starlette.applications import Starlette
 
 from server.app import create_app
+from server.brokers.domain import OrderRequest, OrderSide
 from server.brokers.paper.clock import ManualClock
+from server.brokers.registry import ConnectionRef
 from server.models import Order as OrderRow
 from server.models import User
+from server.trading.ledger import new_row
 from tests.utils.accounts import as_user, register
 from tests.utils.factories import make_settings
 from tests.utils.graphql import error_codes
@@ -182,6 +185,42 @@ async def test_an_order_through_someone_elses_connection_is_not_found_and_not_pl
     assert orders_at_the_exchange(app.state.services) == []
     assert await _client_order_ids(client, ada.access_token) == set()
     assert await _client_order_ids(client, bob.access_token, bobs) == set()
+
+
+async def test_a_client_order_id_retried_through_another_connection_is_refused(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    ada = await register(client, "ada")
+    spare = await _spare_connection(client, ada.access_token)
+    first = await place(client, ada.access_token, symbol="AAPL", side="BUY", qty="1", clientOrderId="once")
+    again = await place(
+        client, ada.access_token, symbol="AAPL", side="BUY", qty="1", clientOrderId="once", connectionId=spare
+    )
+    assert codes(again) == ["CLIENT_ORDER_ID_REUSED"]
+    assert again["order"]["id"] == first["order"]["id"]
+    assert len(orders_at_the_exchange(app.state.services)) == 1
+    assert await _client_order_ids(client, ada.access_token, spare) == set()
+
+
+async def test_an_order_left_in_flight_is_settled_through_its_own_connection_after_the_default_changes(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    ada = await register(client, "ada")
+    services = app.state.services
+    first_default = await services.trading.connection(ada.user_id)
+    request = OrderRequest(symbol="AAPL", side=OrderSide.BUY, qty=Decimal(1), client_order_id="lost-answer")
+    ref = ConnectionRef(ada.user_id, first_default.id)
+    await services.trading._insert(new_row(ref, request, "lost-answer", "us_equity", services.clock.now()))
+    connect_default = CONNECT_SPARE.replace("makeDefault: false", "makeDefault: true")
+    assert (await as_user(client, ada.access_token, connect_default))["data"]["connectBroker"]["userErrors"] == []
+
+    retried = await place(client, ada.access_token, symbol="AAPL", side="BUY", qty="1", clientOrderId="lost-answer")
+    assert retried["userErrors"] == []
+    placed_through = await as_user(client, ada.access_token, '{ order(clientOrderId: "lost-answer") { connectionId } }')
+    assert placed_through["data"]["order"]["connectionId"] == first_default.id
+    held_there = await services.trading.broker(first_default).list_orders(open_only=False)
+    assert [order.client_order_id for order in held_there] == ["lost-answer"]
+    assert len(orders_at_the_exchange(services)) == 1
 
 
 async def test_signed_in_reads_answer_while_a_write_holds_the_database(
