@@ -40,6 +40,7 @@ from server.security.ratelimit import RateLimited
 from server.streams.hub import SymbolLimitError
 from server.streams.orders import SlowConsumerError
 from server.streams.runner import FeedFailure
+from server.trading.ledger import LedgerClosedError
 from server.users.problems import InactiveUserError
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,8 @@ def api_error_of(error: Exception) -> ApiError | None:
     if isinstance(error, PasswordHashTimeoutError):  # more sign-ins at once than the hashing threads can take
         return rate_limited(BUSY_RETRY_SECONDS)
     if isinstance(error, PoolTimeoutError):  # every database connection busy for the pool's whole timeout
+        return rate_limited(BUSY_RETRY_SECONDS)
+    if isinstance(error, LedgerClosedError):  # shutting down: a retry reaches the next server
         return rate_limited(BUSY_RETRY_SECONDS)
     if isinstance(error, SymbolLimitError):
         return ApiError(ErrorCode.SYMBOL_LIMIT, str(error), limit=error.limit, family=error.family.value)

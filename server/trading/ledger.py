@@ -125,6 +125,10 @@ def merge(row: OrderRow, order: Order, now: datetime) -> bool:
     return moved
 
 
+class LedgerClosedError(RuntimeError):
+    """The ledger writer has stopped (the server is shutting down): nothing more is written."""
+
+
 @dataclass(frozen=True, slots=True)
 class OrderChange:
     """A broker's report about an order, once the ledger has committed it."""
@@ -224,13 +228,16 @@ class LedgerWriter:
         self._metrics = metrics
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
 
     def start(self) -> None:
+        self._closed = False
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="ledger-writer")
 
     async def stop(self) -> None:
-        """Write what is queued, then stop."""
+        """Refuse anything new, write what is queued, then stop."""
+        self._closed = True
         if self._task is None:
             return
         await self.flush()
@@ -240,21 +247,28 @@ class LedgerWriter:
         self._task = None
 
     def push(self, ref: ConnectionRef, update: TradeUpdate) -> None:
-        """A trade update from a broker (called from the broker's listener, never blocks)."""
-        self._queue.put_nowait(_Report(ref, update.order, update.event.value, update))
+        """A trade update from a broker (called from the broker's listener, never blocks).
+        Once stopped, dropped: the next start-up's reconciliation asks the broker instead."""
+        if not self._closed:
+            self._queue.put_nowait(_Report(ref, update.order, update.event.value, update))
 
     async def record(self, ref: ConnectionRef, order: Order, event: str) -> OrderRow:
         """Apply what the broker answered (to a submission, a cancel, a sync) and return the row."""
         done: asyncio.Future[OrderRow] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Report(ref, order, event, done=done))
+        self._enqueue(_Report(ref, order, event, done=done))
         return await done
 
     async def insert(self, row: OrderRow, first_event: dict[str, Any]) -> None:
         """Write a new order's row and its first event; returns once they are committed.
         IntegrityError: the row's clientOrderId is taken (by another server process)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_NewRow(row, first_event, done))
+        self._enqueue(_NewRow(row, first_event, done))
         await done
+
+    def _enqueue(self, item: _Item) -> None:
+        if self._closed:  # nothing would ever write it, and its caller would wait for ever
+            raise LedgerClosedError("the ledger is closed: the server is shutting down")
+        self._queue.put_nowait(item)
 
     async def flush(self) -> None:
         await self._queue.join()

@@ -26,7 +26,15 @@ from server.brokers.domain import (
 from server.brokers.registry import ConnectionRef
 from server.models import BrokerConnection, OrderEvent, User
 from server.models import Order as OrderRow
-from server.trading.ledger import IN_FLIGHT, LedgerWriter, OrderChange, local_event, merge, new_row
+from server.trading.ledger import (
+    IN_FLIGHT,
+    LedgerClosedError,
+    LedgerWriter,
+    OrderChange,
+    local_event,
+    merge,
+    new_row,
+)
 from server.users.problems import UserProblem
 
 pytestmark = pytest.mark.anyio
@@ -294,3 +302,27 @@ async def test_a_batch_failing_for_another_reason_fails_whole_without_retrying_e
 
     assert attempts == [2]
     assert all(isinstance(outcome, ConnectionError) for outcome in outcomes)
+
+
+async def test_a_stopped_ledger_refuses_at_once_instead_of_leaving_its_caller_waiting(app: Starlette) -> None:
+    writer = LedgerWriter(app.state.services.sessions, lambda: NOW)
+    writer.start()
+    ref = await _user_and_connection(app)
+    await writer.stop()
+    row = new_row(ref, OrderRequest(symbol="AAPL", side=OrderSide.BUY, qty=Decimal(1)), "cid-late", "us_equity", NOW)
+
+    async with asyncio.timeout(5):
+        with pytest.raises(LedgerClosedError):
+            await writer.insert(row, local_event(row, NOW))
+        with pytest.raises(LedgerClosedError):
+            await writer.record(ref, _order(OrderStatus.NEW), "submitted")
+    writer.push(ref, TradeUpdate(event=TradeEvent.NEW, order=_order(OrderStatus.NEW), timestamp=NOW))
+    await writer.flush()  # nothing was queued, so nothing waits for a writer that is gone
+
+    writer.start()
+    try:
+        await writer.insert(row, local_event(row, NOW))
+    finally:
+        await writer.stop()
+    async with app.state.services.sessions() as session:
+        assert [r.client_order_id for r in (await session.exec(select(OrderRow))).all()] == ["cid-late"]

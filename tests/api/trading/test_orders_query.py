@@ -223,6 +223,19 @@ async def test_an_order_left_in_flight_is_settled_through_its_own_connection_aft
     assert len(orders_at_the_exchange(services)) == 1
 
 
+async def test_an_order_placed_while_the_server_shuts_down_is_refused_with_a_retry(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    ada = await register(client, "ada")
+    await app.state.services.trading._ledger.stop()  # what shutting down does first with the ledger
+    order = {"symbol": "AAPL", "side": "BUY", "qty": "1", "clientOrderId": "late"}
+    async with asyncio.timeout(5):
+        answer = await as_user(client, ada.access_token, PLACE, {"input": order})
+    assert error_codes(answer) == ["RATE_LIMITED"]
+    assert answer["errors"][0]["extensions"]["retryAfter"] == 1
+    assert orders_at_the_exchange(app.state.services) == []
+
+
 async def test_signed_in_reads_answer_while_a_write_holds_the_database(
     app: Starlette, client: httpx.AsyncClient
 ) -> None:
