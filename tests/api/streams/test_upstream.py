@@ -128,6 +128,8 @@ async def test_a_client_that_stops_reading_does_not_hold_up_another(roomy_server
         async with ws_session(server.address, quick_user.access_token) as quick:
             quick_stream = Stream(quick, QUOTES, symbols=["AAPL"])
             await quick_stream.next()
+            # The two set-ups read the database side by side: the slow one may finish second.
+            await eventually(lambda: _subscriptions_of(server, slow_user.user_id) == 1)
             slow_stream = _only_subscription(server, slow_user.user_id).receiver
             assert isinstance(slow_stream, DirectStream)  # delivered through its connection's outbox
             outbox = slow_stream.outbox
@@ -144,6 +146,11 @@ async def test_a_client_that_stops_reading_does_not_hold_up_another(roomy_server
             await quick_stream.close()
     finally:
         slow.close()
+
+
+def _subscriptions_of(server: StreamingServer, user_id: str) -> int:
+    users = [streams for ref, streams in server.services.streams._users.items() if ref.user_id == user_id]
+    return len({subscription for streams in users for routes in streams.routes.values() for subscription in routes})
 
 
 def _only_subscription(server: StreamingServer, user_id: str) -> MarketSubscription:
