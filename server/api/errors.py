@@ -100,9 +100,9 @@ def api_error_of(error: Exception) -> ApiError | None:
         return rate_limited(error.retry_after)
     if isinstance(error, PasswordHashTimeoutError):  # more sign-ins at once than the hashing threads can take
         return rate_limited(BUSY_RETRY_SECONDS)
-    if isinstance(error, PoolTimeoutError):  # every database connection busy for the pool's whole timeout
-        return rate_limited(BUSY_RETRY_SECONDS)
-    if isinstance(error, LedgerClosedError):  # shutting down: a retry reaches the next server
+    # Every database connection busy for the pool's whole timeout, or the ledger closed as
+    # the server shuts down: a retry (the same clientOrderId is safe) gets through later.
+    if isinstance(error, PoolTimeoutError | LedgerClosedError):
         return rate_limited(BUSY_RETRY_SECONDS)
     if isinstance(error, SymbolLimitError):
         return ApiError(ErrorCode.SYMBOL_LIMIT, str(error), limit=error.limit, family=error.family.value)

@@ -64,11 +64,10 @@ def _prices(request: OrderRequest, found: list[Violation]) -> None:
     kind = request.type
     limit_price, stop_price = request.limit_price, request.stop_price
     trail_price, trail_percent = request.trail_price, request.trail_percent
-    if limit_price is not None or stop_price is not None or trail_price is not None or trail_percent is not None:
-        _positive(limit_price, "limit_price", found)
-        _positive(stop_price, "stop_price", found)
-        _positive(trail_price, "trail_price", found)
-        _positive(trail_percent, "trail_percent", found)
+    _positive(limit_price, "limit_price", found)
+    _positive(stop_price, "stop_price", found)
+    _positive(trail_price, "trail_price", found)
+    _positive(trail_percent, "trail_percent", found)
     needs_limit = kind is OrderType.LIMIT or kind is OrderType.STOP_LIMIT
     needs_stop = kind is OrderType.STOP or kind is OrderType.STOP_LIMIT
     if needs_limit and limit_price is None:

@@ -91,9 +91,8 @@ class SyncReport:
 
 # Built once: order entry runs these for every order.
 _USER_CONNECTIONS = select(BrokerConnection).where(BrokerConnection.user_id == bindparam("user_id"))
-_DEFAULT_CONNECTION = _USER_CONNECTIONS.order_by(
-    col(BrokerConnection.is_default).desc(), col(BrokerConnection.created_at)
-).limit(1)
+_DEFAULT_FIRST = (col(BrokerConnection.is_default).desc(), col(BrokerConnection.created_at))  # a user's default
+_DEFAULT_CONNECTION = _USER_CONNECTIONS.order_by(*_DEFAULT_FIRST).limit(1)
 _CONNECTION = _USER_CONNECTIONS.where(BrokerConnection.id == bindparam("connection_id")).limit(1)
 _BY_CLIENT_ORDER_ID = select(OrderRow).where(
     OrderRow.user_id == bindparam("user_id"), OrderRow.client_order_id == bindparam("client_order_id")
@@ -116,7 +115,7 @@ def _entry_statement(*, chosen_connection: bool) -> Select[User, BrokerConnectio
         .outerjoin(BrokerConnection, holds_connection)
         .outerjoin(OrderRow, holds_client_order_id)
         .where(col(User.id) == bindparam("user_id"))
-        .order_by(col(BrokerConnection.is_default).desc(), col(BrokerConnection.created_at))
+        .order_by(*_DEFAULT_FIRST)
         .limit(1)
     )
 

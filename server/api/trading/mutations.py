@@ -39,7 +39,7 @@ class TradingMutation:
     )
     async def place_order(self, info: Info, input: PlaceOrderInput) -> PlaceOrderPayload:
         async with info.context.loaders.quotes.producing():
-            # The user is read with the rest of what placing reads (one session), not by the loader.
+            # The user is read with the rest of what placing reads (one statement), not by the loader.
             claims = signed_in_claims(info)
             limits = info.context.services.limits
             connection_id = str(input.connection_id) if input.connection_id else None

@@ -157,14 +157,11 @@ class PaperAccount:
 
     def _buying_power(self, values: Sequence[Decimal], reserved: Decimal) -> Decimal:
         long_stock, short_stock, long_options = values
-        cash = self.cash
-        equity = cash + long_stock + short_stock + long_options
-        if equity < MIN_EQUITY_FOR_MARGIN:  # a cash account: no margin (see _multiplier)
-            available = cash - reserved
-        else:
-            used = long_stock - short_stock + MARGIN_MULTIPLIER * long_options
-            available = MARGIN_MULTIPLIER * equity - used - reserved
-        return available if available > 0 else ZERO
+        equity = self.cash + long_stock + short_stock + long_options
+        if _multiplier(equity) == 1:  # a cash account: no margin
+            return max(ZERO, self.cash - reserved)
+        used = long_stock - short_stock + MARGIN_MULTIPLIER * long_options
+        return max(ZERO, MARGIN_MULTIPLIER * equity - used - reserved)
 
     def snapshot(self, price_of: PriceLookup, reserved: Decimal = ZERO, generation: int | None = None) -> Account:
         """One valuation serves every figure (with a pricing `generation`, the one kept since
