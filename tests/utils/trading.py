@@ -46,6 +46,26 @@ async def order_by_id(client: httpx.AsyncClient, token: str, order_id: str) -> d
     return result["data"]["order"]
 
 
+ADD_PAPER_CONNECTION = """mutation($default: Boolean!) {
+  connectBroker(input: {kind: PAPER, label: "spare", makeDefault: $default}) { connection { id } userErrors { code } }
+}"""
+CONNECTION_OF = "query($cid: String) { order(clientOrderId: $cid) { connectionId } }"
+
+
+async def add_paper_connection(client: httpx.AsyncClient, token: str, *, make_default: bool = False) -> str:
+    """A further paper connection of the signed-in user; its id."""
+    added = (await as_user(client, token, ADD_PAPER_CONNECTION, {"default": make_default}))["data"]["connectBroker"]
+    assert added["userErrors"] == []
+    return str(added["connection"]["id"])
+
+
+async def connection_of(client: httpx.AsyncClient, token: str, client_order_id: str) -> str:
+    """The connection the order holding `client_order_id` was placed through."""
+    answer = await as_user(client, token, CONNECTION_OF, {"cid": client_order_id})
+    assert "errors" not in answer, answer
+    return str(answer["data"]["order"]["connectionId"])
+
+
 def codes(payload: dict[str, Any]) -> list[str]:
     return [error["code"] for error in payload["userErrors"]]
 

@@ -15,7 +15,7 @@ from tests.utils.accounts import as_user, register
 from tests.utils.databases import throwaway_database
 from tests.utils.factories import make_clock, make_settings
 from tests.utils.graphql import error_codes
-from tests.utils.trading import PLACE, in_process, orders_at_the_exchange, place
+from tests.utils.trading import PLACE, add_paper_connection, connection_of, in_process, orders_at_the_exchange, place
 
 pytestmark = pytest.mark.anyio
 
@@ -24,10 +24,6 @@ KINDS = [
     pytest.param("postgresql", id="postgresql", marks=pytest.mark.database),
     pytest.param("mariadb", id="mariadb", marks=pytest.mark.database),
 ]
-CONNECT_SPARE = """mutation {
-  connectBroker(input: {kind: PAPER, label: "spare", makeDefault: false}) { connection { id } userErrors { code } }
-}"""
-CONNECTION_OF = "query($cid: String) { order(clientOrderId: $cid) { id connectionId } }"
 
 
 @pytest.fixture(params=KINDS)
@@ -38,22 +34,11 @@ async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
             yield app, http
 
 
-async def _spare(client: httpx.AsyncClient, token: str) -> str:
-    added = (await as_user(client, token, CONNECT_SPARE))["data"]["connectBroker"]
-    assert added["userErrors"] == []
-    return str(added["connection"]["id"])
-
-
-async def _placed_through(client: httpx.AsyncClient, token: str, cid: str) -> dict[str, str]:
-    answer = await as_user(client, token, CONNECTION_OF, {"cid": cid})
-    assert "errors" not in answer, answer
-    return answer["data"]["order"]
-
-
 async def test_order_entry_reads_the_same_on_every_database(served: tuple[Starlette, httpx.AsyncClient]) -> None:
     app, client = served
     ada, bob = await register(client, "ada"), await register(client, "bob")
-    spare, bobs = await _spare(client, ada.access_token), await _spare(client, bob.access_token)
+    spare = await add_paper_connection(client, ada.access_token)
+    bobs = await add_paper_connection(client, bob.access_token)
     order = {"symbol": "AAPL", "side": "BUY", "qty": "1"}
 
     default = await place(client, ada.access_token, **order, clientOrderId="d")
@@ -63,7 +48,7 @@ async def test_order_entry_reads_the_same_on_every_database(served: tuple[Starle
 
     assert default["userErrors"] == chosen["userErrors"] == again["userErrors"] == []
     assert again["order"] == chosen["order"]
-    assert (await _placed_through(client, ada.access_token, "c"))["connectionId"] == spare
-    assert (await _placed_through(client, ada.access_token, "d"))["connectionId"] not in {spare, bobs}
+    assert await connection_of(client, ada.access_token, "c") == spare
+    assert await connection_of(client, ada.access_token, "d") not in {spare, bobs}
     assert error_codes(elsewhere) == ["NOT_FOUND"]
     assert len(orders_at_the_exchange(app.state.services)) == 2

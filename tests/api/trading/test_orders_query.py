@@ -24,7 +24,17 @@ from server.trading.ledger import new_row
 from tests.utils.accounts import as_user, register
 from tests.utils.factories import make_settings
 from tests.utils.graphql import error_codes
-from tests.utils.trading import CANCEL, ORDER, PLACE, codes, in_process, orders_at_the_exchange, place
+from tests.utils.trading import (
+    CANCEL,
+    ORDER,
+    PLACE,
+    add_paper_connection,
+    codes,
+    connection_of,
+    in_process,
+    orders_at_the_exchange,
+    place,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -140,16 +150,7 @@ async def test_trading_needs_a_signed_in_user(client: httpx.AsyncClient) -> None
     assert response.json()["data"]["assets"] == [{"symbol": "AAPL"}]
 
 
-CONNECT_SPARE = """mutation {
-  connectBroker(input: {kind: PAPER, label: "spare", makeDefault: false}) { connection { id } userErrors { code } }
-}"""
 ORDERS_OF = "query($c: ID) { orders(status: ALL, first: 10, connectionId: $c) { nodes { clientOrderId } } }"
-
-
-async def _spare_connection(client: httpx.AsyncClient, token: str) -> str:
-    added = (await as_user(client, token, CONNECT_SPARE))["data"]["connectBroker"]
-    assert added["userErrors"] == []
-    return str(added["connection"]["id"])
 
 
 async def _client_order_ids(client: httpx.AsyncClient, token: str, connection_id: str | None = None) -> set[str]:
@@ -160,7 +161,7 @@ async def _client_order_ids(client: httpx.AsyncClient, token: str, connection_id
 
 async def test_an_order_goes_through_the_connection_asked_for_else_the_default(client: httpx.AsyncClient) -> None:
     ada = await register(client, "ada")
-    spare = await _spare_connection(client, ada.access_token)
+    spare = await add_paper_connection(client, ada.access_token)
     chosen = await place(
         client, ada.access_token, symbol="AAPL", side="BUY", qty="1", clientOrderId="c", connectionId=spare
     )
@@ -168,15 +169,14 @@ async def test_an_order_goes_through_the_connection_asked_for_else_the_default(c
     assert chosen["userErrors"] == default["userErrors"] == []
     assert await _client_order_ids(client, ada.access_token, spare) == {"c"}
     assert await _client_order_ids(client, ada.access_token) == {"c", "d"}  # every connection's
-    default_connection = await as_user(client, ada.access_token, '{ order(clientOrderId: "d") { connectionId } }')
-    assert default_connection["data"]["order"]["connectionId"] not in {spare, None}
+    assert await connection_of(client, ada.access_token, "d") != spare
 
 
 async def test_an_order_through_someone_elses_connection_is_not_found_and_not_placed(
     app: Starlette, client: httpx.AsyncClient
 ) -> None:
     ada, bob = await register(client, "ada"), await register(client, "bob")
-    bobs = await _spare_connection(client, bob.access_token)
+    bobs = await add_paper_connection(client, bob.access_token)
     order = {"symbol": "AAPL", "side": "BUY", "qty": "1", "connectionId": bobs}
     for token in (ada.access_token, ada.access_token):  # the second time, as a retry of the first
         answer = await as_user(client, token, PLACE, {"input": {**order, "clientOrderId": "x"}})
@@ -191,7 +191,7 @@ async def test_a_client_order_id_retried_through_another_connection_is_refused(
     app: Starlette, client: httpx.AsyncClient
 ) -> None:
     ada = await register(client, "ada")
-    spare = await _spare_connection(client, ada.access_token)
+    spare = await add_paper_connection(client, ada.access_token)
     first = await place(client, ada.access_token, symbol="AAPL", side="BUY", qty="1", clientOrderId="once")
     again = await place(
         client, ada.access_token, symbol="AAPL", side="BUY", qty="1", clientOrderId="once", connectionId=spare
@@ -211,13 +211,11 @@ async def test_an_order_left_in_flight_is_settled_through_its_own_connection_aft
     request = OrderRequest(symbol="AAPL", side=OrderSide.BUY, qty=Decimal(1), client_order_id="lost-answer")
     ref = ConnectionRef(ada.user_id, first_default.id)
     await services.trading._insert(new_row(ref, request, "lost-answer", "us_equity", services.clock.now()))
-    connect_default = CONNECT_SPARE.replace("makeDefault: false", "makeDefault: true")
-    assert (await as_user(client, ada.access_token, connect_default))["data"]["connectBroker"]["userErrors"] == []
+    await add_paper_connection(client, ada.access_token, make_default=True)
 
     retried = await place(client, ada.access_token, symbol="AAPL", side="BUY", qty="1", clientOrderId="lost-answer")
     assert retried["userErrors"] == []
-    placed_through = await as_user(client, ada.access_token, '{ order(clientOrderId: "lost-answer") { connectionId } }')
-    assert placed_through["data"]["order"]["connectionId"] == first_default.id
+    assert await connection_of(client, ada.access_token, "lost-answer") == first_default.id
     held_there = await services.trading.broker(first_default).list_orders(open_only=False)
     assert [order.client_order_id for order in held_there] == ["lost-answer"]
     assert len(orders_at_the_exchange(services)) == 1
