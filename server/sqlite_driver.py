@@ -6,7 +6,9 @@ fetch the rows, close the cursor). Each trip wakes the thread and then the event
 under load those wake-ups cost more CPU than the statements themselves. Here a statement
 is one trip: the thread opens a cursor, executes, fetches every row, notes the
 description, row count and last row id, and closes the cursor; the answer is read from
-memory afterwards. Server-side cursors, commits and rollbacks are aiosqlite's own.
+memory afterwards. Server-side cursors, commits and rollbacks are aiosqlite's own, but a
+rollback with no transaction open (the pool rolls back every connection it takes back,
+after a commit or after reads, which open none) makes no trip at all.
 """
 
 from __future__ import annotations
@@ -109,6 +111,14 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneTripCursor
+
+    def rollback(self) -> None:
+        # The pool rolls back every connection it takes back: after a commit, or after reads
+        # that never opened a transaction, there is nothing to undo, and no trip is made.
+        driver: sqlite3.Connection | None = self._connection._connection  # type: ignore[attr-defined]
+        if driver is not None and not driver.in_transaction:
+            return
+        super().rollback()
 
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):

@@ -92,3 +92,29 @@ async def test_results_can_be_read_in_default_sized_batches(engine: AsyncEngine)
         result = await connection.execute(text("SELECT name FROM t ORDER BY id"))
         assert [row.name for row in result.fetchmany()] == ["a"]  # the DBAPI's arraysize: 1
         assert [[row.name for row in part] for part in result.partitions()] == [["b"], ["c"]]
+
+
+async def test_reads_and_their_return_to_the_pool_are_one_trip(engine: AsyncEngine, trips: list[str]) -> None:
+    """A read opens no transaction, so the rollbacks of closing it and of the pool taking the
+    connection back have nothing to undo and make no trip."""
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT count(*) FROM t"))
+    assert trips == ["_run"]
+
+
+async def test_a_commit_is_not_followed_by_a_rollback_trip(engine: AsyncEngine, trips: list[str]) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(text("INSERT INTO t (name) VALUES ('kept')"))
+    assert trips == ["_run", "commit"]
+
+
+async def test_an_open_write_transaction_is_still_rolled_back(engine: AsyncEngine, trips: list[str]) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(text("INSERT INTO t (name) VALUES ('dropped')"))
+        await connection.rollback()
+        assert trips == ["_run", "rollback"]
+        assert (await connection.execute(text("SELECT count(*) FROM t"))).scalar_one() == 0
+    async with engine.connect() as connection:  # the pool's own rollback, of a transaction left open
+        await connection.execute(text("INSERT INTO t (name) VALUES ('left open')"))
+    async with engine.connect() as connection:
+        assert (await connection.execute(text("SELECT count(*) FROM t"))).scalar_one() == 0
