@@ -311,7 +311,7 @@ class PaperExchange:
             hwm=old.hwm,
         )
         new.reserved = holds
-        new.legs, old.legs = old.legs, []
+        new.legs, old.legs = old.legs, ()
         for leg in new.legs:  # the exits now belong to the new order, and expire with it
             leg.parent_id = new.id
             if leg.expires_at != expires_at:
@@ -321,7 +321,7 @@ class PaperExchange:
         self._close(old, OrderStatus.REPLACED, TradeEvent.REPLACED, cascade=False)
         if old.parent_id:
             parent = self.book.get(account_id, old.parent_id)
-            parent.legs = [new if leg is old else leg for leg in parent.legs]
+            parent.legs = tuple(new if leg is old else leg for leg in parent.legs)
         self.book.add(new)
         self._arrive(new, [new])
         return self._snapshot(new)

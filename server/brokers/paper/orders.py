@@ -51,7 +51,7 @@ class PaperOrder:
     replaced_by: str | None = None
     replaces: str | None = None
     parent_id: str | None = None
-    legs: list[PaperOrder] = field(default_factory=list)
+    legs: tuple[PaperOrder, ...] = ()  # a tuple: most orders have none, and share the one empty tuple
     reject_reason: str | None = None
     reserved: Decimal = ZERO  # buying power this order still holds
     seq: int = 0  # arrival order, set by the book
@@ -194,12 +194,12 @@ def exit_request(parent: OrderRequest, *, take_profit: bool) -> OrderRequest:
     )
 
 
-def exit_legs(parent: PaperOrder) -> list[PaperOrder]:
+def exit_legs(parent: PaperOrder) -> tuple[PaperOrder, ...]:
     """The exit legs an order class brings: OCO's stop leg works at once; bracket and OTO
     legs are held until the entry has filled."""
     request = parent.request
     if request.order_class is OrderClass.SIMPLE:
-        return []
+        return ()
     if request.order_class is OrderClass.OCO:
         wanted = [(False, OrderStatus.NEW)]
     else:  # bracket and oto
@@ -208,7 +208,7 @@ def exit_legs(parent: PaperOrder) -> list[PaperOrder]:
             for take_profit in (True, False)
             if (request.take_profit if take_profit else request.stop_loss) is not None
         ]
-    return [
+    return tuple(
         PaperOrder(
             parent.account_id,
             exit_request(request, take_profit=take_profit),
@@ -220,4 +220,4 @@ def exit_legs(parent: PaperOrder) -> list[PaperOrder]:
             expires_at=parent.expires_at,
         )
         for take_profit, status in wanted
-    ]
+    )
