@@ -51,27 +51,48 @@ def is_in_flight(row: OrderRow) -> bool:
 def new_row(
     ref: ConnectionRef, request: OrderRequest, client_order_id: str, asset_class: str, now: datetime
 ) -> OrderRow:
-    return OrderRow(
-        user_id=ref.user_id,
-        connection_id=ref.connection_id,
-        client_order_id=client_order_id,
-        symbol=request.symbol,
-        asset_class=asset_class,
-        side=request.side.value,
-        order_type=request.type.value,
-        time_in_force=request.time_in_force.value,
-        order_class=request.order_class.value,
-        qty=_stored(request.qty),
-        notional=_stored(request.notional),
-        limit_price=_stored(request.limit_price),
-        stop_price=_stored(request.stop_price),
-        trail_price=_stored(request.trail_price),
-        trail_percent=_stored(request.trail_percent),
-        extended_hours=request.extended_hours,
-        status=IN_FLIGHT,
-        created_at=now,
-        updated_at=now,
-    )
+    """A table row the ORM can take: the ledger adds these to its session."""
+    return OrderRow(**_row_values(ref, request, client_order_id, asset_class, now))
+
+
+def placed_row(
+    ref: ConnectionRef,
+    request: OrderRequest,
+    client_order_id: str,
+    asset_class: str,
+    now: datetime,
+    **fields: Any,
+) -> OrderRow:
+    """A new order's row as placing writes it: its values alone, as `row_copy` gives (the
+    ledger writer inserts them with a Core statement), so no session can take it and
+    setting an attribute fails: `fields` gives what differs at once."""
+    return OrderRow.model_construct(**(_row_values(ref, request, client_order_id, asset_class, now) | fields))
+
+
+def _row_values(
+    ref: ConnectionRef, request: OrderRequest, client_order_id: str, asset_class: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "user_id": ref.user_id,
+        "connection_id": ref.connection_id,
+        "client_order_id": client_order_id,
+        "symbol": request.symbol,
+        "asset_class": asset_class,
+        "side": request.side.value,
+        "order_type": request.type.value,
+        "time_in_force": request.time_in_force.value,
+        "order_class": request.order_class.value,
+        "qty": _stored(request.qty),
+        "notional": _stored(request.notional),
+        "limit_price": _stored(request.limit_price),
+        "stop_price": _stored(request.stop_price),
+        "trail_price": _stored(request.trail_price),
+        "trail_percent": _stored(request.trail_percent),
+        "extended_hours": request.extended_hours,
+        "status": IN_FLIGHT,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _stored(value: Decimal | None) -> Decimal | None:
@@ -323,7 +344,7 @@ class LedgerWriter:
                 results.append((report, row))
                 if report.update is not None and self._on_change is not None:
                     if last_touch[(row.user_id, row.client_order_id)] > i:  # a later report moves it on
-                        row = _snapshot(row)
+                        row = row_copy(row)
                     changes.append(OrderChange(report.ref.user_id, report.ref.connection_id, report.event, row))
             await batch.add_events()
             await session.commit()
@@ -378,11 +399,11 @@ class LedgerWriter:
         return row
 
 
-def _snapshot(row: OrderRow) -> OrderRow:
-    """The row as it stands, for readers only: its values, with none of the ORM's bookkeeping
-    (building a table model through its constructor costs ten times as much). Setting an
-    attribute on it fails, and no session can take it."""
-    return OrderRow.model_construct(**row.model_dump())
+def row_copy(row: OrderRow, **changes: Any) -> OrderRow:
+    """The row as it stands (with `changes`), for readers only: its values, with none of the
+    ORM's bookkeeping (building a table model through its constructor costs ten times as
+    much). Setting an attribute on it fails, and no session can take it."""
+    return OrderRow.model_construct(**(row.model_dump() | changes))
 
 
 async def _find_by_broker_id(session: AsyncSession, user_id: str, broker_order_id: str) -> OrderRow | None:

@@ -247,7 +247,7 @@ class TradingService:
                 problems += order_problems(request, asset)
             if problems or asset is None:
                 return OrderOutcome(None, problems)
-            row = ledger.new_row(ref, request, cid, asset.asset_class.value, self._now())
+            row = ledger.placed_row(ref, request, cid, asset.asset_class.value, self._now())
             refusals = await self._risk(user, broker, request, asset.asset_class, closing=closing)
             if refusals:
                 return OrderOutcome(await self._insert_rejected(row, refusals[0]), refusals)
@@ -407,8 +407,15 @@ class TradingService:
             problems = await self._risk(user, broker, proposed, AssetClass(row.asset_class), closing=False)
         if problems:
             return OrderOutcome(row, problems)
-        pending = ledger.new_row(ref, proposed, proposed.client_order_id or "", row.asset_class, self._now())
-        pending.replaces_order_id, pending.parent_order_id = row.id, row.parent_order_id
+        pending = ledger.placed_row(
+            ref,
+            proposed,
+            proposed.client_order_id or "",
+            row.asset_class,
+            self._now(),
+            replaces_order_id=row.id,
+            parent_order_id=row.parent_order_id,
+        )
         try:
             pending = await self._insert(pending)
         except IntegrityError:
@@ -541,7 +548,8 @@ class TradingService:
         return row
 
     async def _insert_rejected(self, row: OrderRow, problem: UserProblem) -> OrderRow:
-        row.status, row.reject_code, row.reject_reason = OrderStatus.REJECTED.value, problem.code, problem.message
+        rejected = OrderStatus.REJECTED.value
+        row = ledger.row_copy(row, status=rejected, reject_code=problem.code, reject_reason=problem.message)
         try:
             return await self._insert(row)
         except IntegrityError:  # the same clientOrderId raced in from another process

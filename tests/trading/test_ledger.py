@@ -34,6 +34,7 @@ from server.trading.ledger import (
     local_event,
     merge,
     new_row,
+    placed_row,
 )
 from server.users.problems import UserProblem
 
@@ -203,6 +204,30 @@ async def test_each_change_of_a_batch_carries_the_order_as_its_own_update_left_i
         ("fill", "filled", 10),
     ]
     assert len({c.order.id for c in changes}) == 1
+
+
+def test_a_placed_row_holds_a_table_rows_values_and_cannot_be_changed() -> None:
+    """Placing builds its rows without the ORM: the same values, stored as they are read back."""
+    ref = ConnectionRef("user-1", "connection-1")
+    request = OrderRequest(
+        symbol="AAPL",
+        side=OrderSide.SELL,
+        type=OrderType.LIMIT,
+        time_in_force=TimeInForce.GTC,
+        qty=Decimal("2.50"),
+        limit_price=Decimal("230.0400"),
+        extended_hours=True,
+    )
+    placed = placed_row(ref, request, "cid-1", "us_equity", NOW, replaces_order_id="order-0")
+    table = new_row(ref, request, "cid-1", "us_equity", NOW)
+    table.replaces_order_id = "order-0"
+
+    assert placed.model_dump(exclude={"id"}) == table.model_dump(exclude={"id"})
+    assert (placed.limit_price, placed.filled_qty, placed.status) == (Decimal("230.04"), 0, IN_FLIGHT)
+    assert placed.id
+    assert placed.id != table.id
+    with pytest.raises(AttributeError):
+        placed.status = "filled"
 
 
 async def test_an_order_refused_here_is_recorded_with_its_code_and_an_accepted_one_without(app: Starlette) -> None:
