@@ -63,7 +63,7 @@ def placed_row(
     now: datetime,
     **fields: Any,
 ) -> OrderRow:
-    """A new order's row as placing writes it: its values alone, as `row_copy` gives (the
+    """A new order's row as placing writes it: its values alone, as `_snapshot` gives (the
     ledger writer inserts them with a Core statement), so no session can take it and
     setting an attribute fails: `fields` gives what differs at once."""
     return OrderRow.model_construct(**(_row_values(ref, request, client_order_id, asset_class, now) | fields))
@@ -344,7 +344,7 @@ class LedgerWriter:
                 results.append((report, row))
                 if report.update is not None and self._on_change is not None:
                     if last_touch[(row.user_id, row.client_order_id)] > i:  # a later report moves it on
-                        row = row_copy(row)
+                        row = _snapshot(row)
                     changes.append(OrderChange(report.ref.user_id, report.ref.connection_id, report.event, row))
             await batch.add_events()
             await session.commit()
@@ -399,11 +399,11 @@ class LedgerWriter:
         return row
 
 
-def row_copy(row: OrderRow, **changes: Any) -> OrderRow:
-    """The row as it stands (with `changes`), for readers only: its values, with none of the
-    ORM's bookkeeping (building a table model through its constructor costs ten times as
-    much). Setting an attribute on it fails, and no session can take it."""
-    return OrderRow.model_construct(**(row.model_dump() | changes))
+def _snapshot(row: OrderRow) -> OrderRow:
+    """The row as it stands, for readers only: its values, with none of the ORM's bookkeeping
+    (building a table model through its constructor costs ten times as much). Setting an
+    attribute on it fails, and no session can take it."""
+    return OrderRow.model_construct(**row.model_dump())
 
 
 async def _find_by_broker_id(session: AsyncSession, user_id: str, broker_order_id: str) -> OrderRow | None:

@@ -124,6 +124,11 @@ _ENTRY_DEFAULT_CONNECTION = _entry_statement(chosen_connection=False)
 _ENTRY_CHOSEN_CONNECTION = _entry_statement(chosen_connection=True)
 
 
+def refusal_fields(problem: UserProblem) -> dict[str, str]:
+    """A new order row's fields when a check here refused the order."""
+    return {"status": OrderStatus.REJECTED.value, "reject_code": problem.code, "reject_reason": problem.message}
+
+
 def new_client_order_id() -> str:
     return f"gql-{secrets.token_hex(CLIENT_ORDER_ID_BYTES)}"
 
@@ -247,10 +252,11 @@ class TradingService:
                 problems += order_problems(request, asset)
             if problems or asset is None:
                 return OrderOutcome(None, problems)
-            row = ledger.placed_row(ref, request, cid, asset.asset_class.value, self._now())
             refusals = await self._risk(user, broker, request, asset.asset_class, closing=closing)
+            refused = refusal_fields(refusals[0]) if refusals else {}
+            row = ledger.placed_row(ref, request, cid, asset.asset_class.value, self._now(), **refused)
             if refusals:
-                return OrderOutcome(await self._insert_rejected(row, refusals[0]), refusals)
+                return OrderOutcome(await self._insert_rejected(row), refusals)
             try:
                 row = await self._insert(row)
             except IntegrityError:  # another server process took this clientOrderId a moment ago
@@ -547,9 +553,8 @@ class TradingService:
             self._metrics.order_reached(row.status, row.reject_code)
         return row
 
-    async def _insert_rejected(self, row: OrderRow, problem: UserProblem) -> OrderRow:
-        rejected = OrderStatus.REJECTED.value
-        row = ledger.row_copy(row, status=rejected, reject_code=problem.code, reject_reason=problem.message)
+    async def _insert_rejected(self, row: OrderRow) -> OrderRow:
+        """Record an order refused here (its row built with `refusal_fields`)."""
         try:
             return await self._insert(row)
         except IntegrityError:  # the same clientOrderId raced in from another process

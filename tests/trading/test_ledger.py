@@ -36,6 +36,7 @@ from server.trading.ledger import (
     new_row,
     placed_row,
 )
+from server.trading.service import refusal_fields
 from server.users.problems import UserProblem
 
 pytestmark = pytest.mark.anyio
@@ -234,9 +235,8 @@ async def test_an_order_refused_here_is_recorded_with_its_code_and_an_accepted_o
     trading = app.state.services.trading
     ref = await _user_and_connection(app)
     request = OrderRequest(symbol="AAPL", side=OrderSide.BUY, qty=Decimal(1))
-    refused = await trading._insert_rejected(
-        new_row(ref, request, "cid-refused", "us_equity", NOW), UserProblem("KILL_SWITCH", "Trading is halted.")
-    )
+    kill_switch = refusal_fields(UserProblem("KILL_SWITCH", "Trading is halted."))
+    refused = await trading._insert_rejected(placed_row(ref, request, "cid-refused", "us_equity", NOW, **kill_switch))
     accepted = await trading._insert(new_row(ref, request, "cid-accepted", "us_equity", NOW))
 
     async with app.state.services.sessions() as session:
