@@ -147,6 +147,7 @@ async def run_services(
     trading = TradingService(
         sessions,
         read_sessions,
+        read_engine or engine,
         registry,
         ledger_writer,
         risk_defaults=RiskLimits(

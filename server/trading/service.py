@@ -17,14 +17,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam
+from sqlalchemy import Select, and_, bindparam
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import Select
 
 from server.brokers.base import (
     Broker,
@@ -50,6 +50,7 @@ from server.brokers.registry import BrokerRegistry, ConnectionRef
 from server.metrics import Metrics
 from server.models import BrokerConnection, User
 from server.models import Order as OrderRow
+from server.plain_rows import PlainRows
 from server.trading import ledger
 from server.trading.ledger import LedgerWriter, insert_events, is_in_flight, local_event
 from server.trading.locks import KeyedLocks
@@ -91,7 +92,8 @@ class SyncReport:
 
 # Built once: order entry runs these for every order.
 _USER_CONNECTIONS = select(BrokerConnection).where(BrokerConnection.user_id == bindparam("user_id"))
-_DEFAULT_FIRST = (col(BrokerConnection.is_default).desc(), col(BrokerConnection.created_at))  # a user's default
+_CONNECTIONS = BrokerConnection.__table__  # type: ignore[attr-defined]
+_DEFAULT_FIRST = (_CONNECTIONS.c.is_default.desc(), _CONNECTIONS.c.created_at)  # a user's default
 _DEFAULT_CONNECTION = _USER_CONNECTIONS.order_by(*_DEFAULT_FIRST).limit(1)
 _CONNECTION = _USER_CONNECTIONS.where(BrokerConnection.id == bindparam("connection_id")).limit(1)
 _BY_CLIENT_ORDER_ID = select(OrderRow).where(
@@ -99,22 +101,26 @@ _BY_CLIENT_ORDER_ID = select(OrderRow).where(
 )
 
 
-def _entry_statement(*, chosen_connection: bool) -> Select[User, BrokerConnection, OrderRow]:
-    """What placing an order reads, in one statement: the user; their connection (the one
-    asked for, or their default one); the order already holding the clientOrderId. The outer
-    joins leave the missing ones None, so each absence still has its own answer."""
-    holds_connection = col(BrokerConnection.user_id) == col(User.id)
+_ENTRY_ROWS = PlainRows(User, BrokerConnection, OrderRow)
+
+
+def _entry_statement(*, chosen_connection: bool) -> Select[Any]:
+    """What placing an order reads, in one Core statement: the user; their connection (the
+    one asked for, or their default one); the order already holding the clientOrderId. The
+    outer joins leave the missing ones None, so each absence still has its own answer."""
+    users, connections, orders = User.__table__, _CONNECTIONS, OrderRow.__table__  # type: ignore[attr-defined]
+    holds_connection = connections.c.user_id == users.c.id
     if chosen_connection:
-        holds_connection = and_(holds_connection, col(BrokerConnection.id) == bindparam("connection_id"))
+        holds_connection = and_(holds_connection, connections.c.id == bindparam("connection_id"))
     holds_client_order_id = and_(
-        col(OrderRow.user_id) == col(User.id), col(OrderRow.client_order_id) == bindparam("client_order_id")
+        orders.c.user_id == users.c.id, orders.c.client_order_id == bindparam("client_order_id")
     )
     return (
-        select(User, BrokerConnection, OrderRow)
-        .select_from(User)
-        .outerjoin(BrokerConnection, holds_connection)
-        .outerjoin(OrderRow, holds_client_order_id)
-        .where(col(User.id) == bindparam("user_id"))
+        sa_select(*_ENTRY_ROWS.columns)
+        .select_from(users)
+        .outerjoin(connections, holds_connection)
+        .outerjoin(orders, holds_client_order_id)
+        .where(users.c.id == bindparam("user_id"))
         .order_by(*_DEFAULT_FIRST)
         .limit(1)
     )
@@ -138,6 +144,7 @@ class TradingService:
         self,
         sessions: async_sessionmaker[AsyncSession],
         read_sessions: async_sessionmaker[AsyncSession],
+        read_engine: AsyncEngine,
         registry: BrokerRegistry,
         ledger_writer: LedgerWriter,
         *,
@@ -149,6 +156,7 @@ class TradingService:
         self._metrics = metrics
         self._sessions = sessions
         self._read_sessions = read_sessions  # for what only reads: beside the writer (see db.create_read_engine)
+        self._read_engine = read_engine  # the read sessions' engine
         self._registry = registry
         self._ledger = ledger_writer
         self._risk_defaults = risk_defaults
@@ -532,9 +540,10 @@ class TradingService:
             statement = _ENTRY_DEFAULT_CONNECTION
         else:
             statement, params["connection_id"] = _ENTRY_CHOSEN_CONNECTION, connection_id
-        async with self._read_sessions() as session:
-            found = (await session.exec(statement, params=params)).first()
-        user, connection, existing = found if found is not None else (None, None, None)
+        # A connection, not a session: the rows are only read (see server.plain_rows).
+        async with self._read_engine.connect() as database:
+            found = (await database.execute(statement, params)).first()
+        user, connection, existing = _ENTRY_ROWS(found) if found is not None else (None, None, None)
         user = require_active(user)
         if connection is None:
             raise NotFoundError("broker connection")
