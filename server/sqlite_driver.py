@@ -6,9 +6,15 @@ fetch the rows, close the cursor). Each trip wakes the thread and then the event
 under load those wake-ups cost more CPU than the statements themselves. Here a statement
 is one trip: the thread opens a cursor, executes, fetches every row, notes the
 description, row count and last row id, and closes the cursor; the answer is read from
-memory afterwards. Server-side cursors, commits and rollbacks are aiosqlite's own, but a
-rollback with no transaction open (the pool rolls back every connection it takes back,
-after a commit or after reads, which open none) makes no trip at all.
+memory afterwards. Server-side cursors and rollbacks are aiosqlite's own, but a rollback
+with no transaction open (the pool rolls back every connection it takes back, after a
+commit or after reads, which open none) makes no trip at all.
+
+A COMMIT that fails rolls the transaction back in the same trip. SQLite keeps the
+transaction open after a failed COMMIT (a deferred constraint broken, the database busy),
+while SQLAlchemy takes it as ended and hands the connection back to the pool without a
+rollback: the writer's one connection would carry it into every later transaction, whose
+commits would then fail with it, or commit writes whose callers were told they failed.
 """
 
 from __future__ import annotations
@@ -47,6 +53,16 @@ def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: 
         return description, rows, cursor.rowcount, cursor.lastrowid
     finally:
         cursor.close()
+
+
+def _commit_or_roll_back(connection: sqlite3.Connection) -> None:
+    """In the driver's thread: COMMIT, and when it fails, ROLLBACK before the error is raised."""
+    try:
+        connection.commit()
+    except Exception:
+        if connection.in_transaction:
+            connection.rollback()
+        raise
 
 
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
@@ -111,6 +127,15 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneTripCursor
+
+    def commit(self) -> None:
+        driver: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        if driver._connection is None:  # closed: nothing to commit, as SQLAlchemy's adapter has it
+            return
+        try:
+            await_(driver._execute(_commit_or_roll_back, driver._conn))
+        except Exception as error:  # noqa: BLE001 - translated to the DBAPI's errors, as the adapter does
+            self._handle_exception(error)
 
     def rollback(self) -> None:
         # The pool rolls back every connection it takes back: after a commit, or after reads

@@ -7,7 +7,7 @@ import aiosqlite
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from server.db import create_engine
 from server.sqlite_driver import OneTripCursor
@@ -105,7 +105,7 @@ async def test_reads_and_their_return_to_the_pool_are_one_trip(engine: AsyncEngi
 async def test_a_commit_is_not_followed_by_a_rollback_trip(engine: AsyncEngine, trips: list[str]) -> None:
     async with engine.begin() as connection:
         await connection.execute(text("INSERT INTO t (name) VALUES ('kept')"))
-    assert trips == ["_run", "commit"]
+    assert trips == ["_run", "_commit_or_roll_back"]
 
 
 async def test_an_open_write_transaction_is_still_rolled_back(engine: AsyncEngine, trips: list[str]) -> None:
@@ -118,3 +118,26 @@ async def test_an_open_write_transaction_is_still_rolled_back(engine: AsyncEngin
         await connection.execute(text("INSERT INTO t (name) VALUES ('left open')"))
     async with engine.connect() as connection:
         assert (await connection.execute(text("SELECT count(*) FROM t"))).scalar_one() == 0
+
+
+async def test_a_failed_commit_rolls_back_so_the_next_transaction_starts_clean(engine: AsyncEngine) -> None:
+    """SQLite keeps a transaction open when its COMMIT fails, and SQLAlchemy does not roll it
+    back: left so, the writer's one connection would carry it into every later transaction."""
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE parent (id INTEGER PRIMARY KEY)"))
+        await connection.execute(text("CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES parent)"))
+    sessions = async_sessionmaker(engine, class_=AsyncSession)
+    async with sessions() as session:
+        await session.execute(text("PRAGMA defer_foreign_keys=ON"))  # the foreign key is checked at COMMIT
+        await session.execute(text("INSERT INTO t (name) VALUES ('refused with its transaction')"))
+        await session.execute(text("INSERT INTO child (parent) VALUES (99)"))
+        with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+            await session.commit()
+    async with sessions() as session:
+        await session.execute(text("INSERT INTO t (name) VALUES ('next')"))
+        await session.commit()
+    async with engine.connect() as connection:
+        names = (await connection.execute(text("SELECT name FROM t"))).scalars().all()
+        raw = await connection.get_raw_connection()
+        assert not raw.driver_connection._connection.in_transaction  # type: ignore[union-attr]
+    assert names == ["next"]
