@@ -30,6 +30,7 @@ from server.brokers.streaming import Family
 from server.db import create_engine, create_read_engine, session_factory, upgrade_database_async
 from server.metrics import Metrics
 from server.metrics.labels import connection_kind
+from server.quick_reads import open_quick_reads
 from server.security.passwords import HashingParameters, PasswordService
 from server.security.ratelimit import RateLimits
 from server.security.secrets import ServerSecrets, resolve_secrets
@@ -144,10 +145,11 @@ async def run_services(
         trade_stream_gauge=lambda kind: metrics.upstream(connection_kind(kind), "trade_updates"),
     )
     streams = StreamHub(grace_seconds=settings.stream_grace_seconds, metrics=metrics)
+    quick_reads = await open_quick_reads(read_engine or engine)
     trading = TradingService(
         sessions,
         read_sessions,
-        read_engine or engine,
+        quick_reads,
         registry,
         ledger_writer,
         risk_defaults=RiskLimits(
@@ -213,7 +215,8 @@ async def run_services(
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
-        if read_engine is not None:  # first: the writer, closing last, checkpoints the WAL
+        await quick_reads.close()  # readers first: the writer, closing last, checkpoints the WAL
+        if read_engine is not None:
             await read_engine.dispose()
         await engine.dispose()
 

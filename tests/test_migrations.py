@@ -19,6 +19,7 @@ from sqlmodel import SQLModel, select
 from server.db import create_engine, downgrade_database, session_factory, upgrade_database
 from server.models import BrokerConnection, Order, OrderEvent, User
 from tests.utils.databases import throwaway_database
+from tests.utils.factories import make_order_row
 
 pytestmark = pytest.mark.anyio
 
@@ -75,15 +76,9 @@ async def test_money_and_times_round_trip_exactly(database_url: str) -> None:
         async with sessions() as session:
             user = User(username="ada", email="ada@example.com", password_hash="x")
             connection = BrokerConnection(user_id=user.id, kind="PAPER", label="paper", is_default=True)
-            order = Order(
+            order = make_order_row(
                 user_id=user.id,
                 connection_id=connection.id,
-                client_order_id="cid-1",
-                symbol="AAPL",
-                asset_class="us_equity",
-                side="buy",
-                order_type="limit",
-                time_in_force="day",
                 qty=Decimal("0.123456789"),
                 limit_price=Decimal("187.25"),
                 notional=Decimal("123456789012345678.5"),

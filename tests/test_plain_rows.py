@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.db import create_engine
 from server.models import BrokerConnection, Order, User
 from server.plain_rows import PlainRows
+from tests.utils.databases import sqlite_with_tables
+from tests.utils.factories import make_order_row
 
 pytestmark = pytest.mark.anyio
 
@@ -26,34 +26,17 @@ USERS, CONNECTIONS, ORDERS = User.__table__, BrokerConnection.__table__, Order._
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'plain.db'}")
-    async with engine.begin() as connection:
-        await connection.run_sync(SQLModel.metadata.create_all)
-    async with AsyncSession(engine) as session:
-        session.add(User(id="u1", username="ada", email="ada@example.com", password_hash="x", created_at=CREATED))
-        await session.flush()  # no relationships declared: the unit of work does not order the inserts
-        session.add(BrokerConnection(id="c1", user_id="u1", kind="paper", label="paper", created_at=CREATED))
-        await session.flush()
-        session.add(
-            Order(
-                id="o1",
-                user_id="u1",
-                connection_id="c1",
-                client_order_id="cid-1",
-                symbol="AAPL",
-                asset_class="us_equity",
-                side="buy",
-                order_type="limit",
-                time_in_force="day",
-                qty=Decimal("2.5000"),
-                limit_price=Decimal("230.0400"),
-                status="new",
-                created_at=CREATED,
-            )
-        )
-        await session.commit()
-    yield engine
-    await engine.dispose()
+    async with sqlite_with_tables(tmp_path / "plain.db") as engine:
+        async with AsyncSession(engine) as session:
+            session.add(User(id="u1", username="ada", email="ada@example.com", password_hash="x", created_at=CREATED))
+            await session.flush()  # no relationships declared: the unit of work does not order the inserts
+            session.add(BrokerConnection(id="c1", user_id="u1", kind="paper", label="paper", created_at=CREATED))
+            await session.flush()
+            order = make_order_row(id="o1", user_id="u1", connection_id="c1", status="new", created_at=CREATED)
+            order.qty, order.limit_price = Decimal("2.5000"), Decimal("230.0400")
+            session.add(order)
+            await session.commit()
+        yield engine
 
 
 async def _read(engine: AsyncEngine, client_order_id: str) -> tuple[User | None, BrokerConnection | None, Order | None]:

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, and_, bindparam
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -51,6 +51,7 @@ from server.metrics import Metrics
 from server.models import BrokerConnection, User
 from server.models import Order as OrderRow
 from server.plain_rows import PlainRows
+from server.quick_reads import QuickReads
 from server.trading import ledger
 from server.trading.ledger import LedgerWriter, insert_events, is_in_flight, local_event
 from server.trading.locks import KeyedLocks
@@ -144,7 +145,7 @@ class TradingService:
         self,
         sessions: async_sessionmaker[AsyncSession],
         read_sessions: async_sessionmaker[AsyncSession],
-        read_engine: AsyncEngine,
+        quick_reads: QuickReads,
         registry: BrokerRegistry,
         ledger_writer: LedgerWriter,
         *,
@@ -156,7 +157,7 @@ class TradingService:
         self._metrics = metrics
         self._sessions = sessions
         self._read_sessions = read_sessions  # for what only reads: beside the writer (see db.create_read_engine)
-        self._read_engine = read_engine  # the read sessions' engine
+        self._quick_reads = quick_reads  # order entry's read
         self._registry = registry
         self._ledger = ledger_writer
         self._risk_defaults = risk_defaults
@@ -540,9 +541,7 @@ class TradingService:
             statement = _ENTRY_DEFAULT_CONNECTION
         else:
             statement, params["connection_id"] = _ENTRY_CHOSEN_CONNECTION, connection_id
-        # A connection, not a session: the rows are only read (see server.plain_rows).
-        async with self._read_engine.connect() as database:
-            found = (await database.execute(statement, params)).first()
+        found = await self._quick_reads.first(statement, params)
         user, connection, existing = _ENTRY_ROWS(found) if found is not None else (None, None, None)
         user = require_active(user)
         if connection is None:

@@ -38,6 +38,7 @@ from server.trading.ledger import (
 )
 from server.trading.service import refusal_fields
 from server.users.problems import UserProblem
+from tests.utils.factories import make_order_row
 
 pytestmark = pytest.mark.anyio
 
@@ -73,19 +74,7 @@ def _order(status: OrderStatus, filled: str = "0", **changes: object) -> Order:
 
 
 def _row() -> OrderRow:
-    return OrderRow(
-        user_id="u",
-        connection_id="c",
-        client_order_id="cid-1",
-        symbol="AAPL",
-        asset_class="us_equity",
-        side="buy",
-        order_type="limit",
-        time_in_force="day",
-        qty=Decimal(10),
-        limit_price=Decimal("230.00"),
-        status=IN_FLIGHT,
-    )
+    return make_order_row(status=IN_FLIGHT)
 
 
 def test_an_answer_brings_an_in_flight_row_up_to_date() -> None:

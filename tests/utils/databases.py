@@ -11,8 +11,10 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlmodel import SQLModel
 
+from server.db import create_engine
 from tests.utils.servers import unavailable
 
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -20,6 +22,18 @@ MARIADB_ADMIN_URL = os.environ.get("TEST_MARIADB_URL", "mysql+aiomysql://root@12
 CONNECT_TIMEOUT_SECONDS = 5
 
 _ADMIN_URLS = {"postgresql": POSTGRES_ADMIN_URL, "mariadb": MARIADB_ADMIN_URL}
+
+
+@asynccontextmanager
+async def sqlite_with_tables(path: Path) -> AsyncIterator[AsyncEngine]:
+    """The server's engine on a new SQLite file holding the project's tables, made from the models."""
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(SQLModel.metadata.create_all)
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 @asynccontextmanager

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from server.brokers.paper.clock import ManualClock
+from server.models import Order
 from server.settings import Settings
 
 MARKET_OPEN = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
@@ -28,3 +30,21 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
 
 def make_clock(start: datetime = MARKET_OPEN) -> ManualClock:
     return ManualClock(start)
+
+
+def make_order_row(**fields: Any) -> Order:
+    """A ledger row for a limit buy of 10 AAPL in flight; `fields` change it."""
+    values: dict[str, Any] = {
+        "user_id": "u",
+        "connection_id": "c",
+        "client_order_id": "cid-1",
+        "symbol": "AAPL",
+        "asset_class": "us_equity",
+        "side": "buy",
+        "order_type": "limit",
+        "time_in_force": "day",
+        "qty": Decimal(10),
+        "limit_price": Decimal("230.00"),
+        "status": "pending_new",
+    }
+    return Order(**(values | fields))
