@@ -127,7 +127,7 @@ async def run_services(
     alpaca = alpaca_brokers(settings, metrics)
     market_data = server_market(settings, alpaca) or paper_market
     order_updates = OrderUpdates()
-    ledger_writer = LedgerWriter(sessions, now=clock.now, on_change=order_updates.publish, metrics=metrics)
+    ledger_writer = LedgerWriter(engine, now=clock.now, on_change=order_updates.publish, metrics=metrics)
     paper_brokers = PaperBrokers(exchange)
     registry = BrokerRegistry(
         paper_brokers,

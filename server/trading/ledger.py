@@ -19,12 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.brokers.domain import CLOSED_STATUS_VALUES, Order, OrderRequest, OrderStatus, TradeUpdate
@@ -38,21 +38,33 @@ logger = logging.getLogger(__name__)
 
 IN_FLIGHT = OrderStatus.PENDING_NEW.value
 MAX_BATCH = 256
+_ORDERS = OrderRow.__table__  # type: ignore[attr-defined]
+_EVENTS = OrderEvent.__table__  # type: ignore[attr-defined]
+# What a report can change in a row (merge, and the parent link): what a batch writes back.
+_REPORTED_COLUMNS = (
+    "broker_order_id",
+    "status",
+    "filled_qty",
+    "filled_avg_price",
+    "qty",
+    "limit_price",
+    "stop_price",
+    "submitted_at",
+    "filled_at",
+    "canceled_at",
+    "reject_reason",
+    "updated_at",
+    "parent_order_id",
+)
 # Built once: every order writes its row and events (a statement's cache key costs more than reusing it).
-_INSERT_ORDERS = insert(OrderRow.__table__)  # type: ignore[attr-defined]
-_INSERT_EVENTS = insert(OrderEvent.__table__)  # type: ignore[attr-defined]
+_INSERT_ORDERS = insert(_ORDERS)
+_INSERT_EVENTS = insert(_EVENTS)
+_UPDATE_REPORTED = update(_ORDERS).where(_ORDERS.c.id == bindparam("row_id"))
 
 
 def is_in_flight(row: OrderRow) -> bool:
     """Written here, and not (yet) known to have reached the broker."""
     return row.broker_order_id is None and row.status == IN_FLIGHT
-
-
-def new_row(
-    ref: ConnectionRef, request: OrderRequest, client_order_id: str, asset_class: str, now: datetime
-) -> OrderRow:
-    """A table row the ORM can take: the ledger adds these to its session."""
-    return OrderRow(**_row_values(ref, request, client_order_id, asset_class, now))
 
 
 def placed_row(
@@ -63,9 +75,9 @@ def placed_row(
     now: datetime,
     **fields: Any,
 ) -> OrderRow:
-    """A new order's row as placing writes it: its values alone, as `_snapshot` gives (the
-    ledger writer inserts them with a Core statement), so no session can take it and
-    setting an attribute fails: `fields` gives what differs at once."""
+    """A new order's row as placing writes it: its values alone, as the ledger hands rows out
+    (it writes them with Core statements), so no session can take it and setting an
+    attribute fails: `fields` gives what differs at once."""
     return OrderRow.model_construct(**(_row_values(ref, request, client_order_id, asset_class, now) | fields))
 
 
@@ -101,7 +113,15 @@ def _stored(value: Decimal | None) -> Decimal | None:
     return None if value is None else canonical_decimal(value)
 
 
-def _row_from_order(ref: ConnectionRef, order: Order, now: datetime) -> OrderRow:
+class _Draft(SimpleNamespace):
+    """A row's values while a batch changes them: read and set as an OrderRow's attributes,
+    written back with Core (no ORM unit of work), handed out as a plain row (`frozen`)."""
+
+    def frozen(self) -> OrderRow:
+        return OrderRow.model_construct(**vars(self))
+
+
+def _draft_from_order(ref: ConnectionRef, order: Order, now: datetime) -> _Draft:
     """An order the ledger has not seen: an exit leg, or one placed outside this server."""
     request = OrderRequest(
         symbol=order.symbol,
@@ -117,12 +137,13 @@ def _row_from_order(ref: ConnectionRef, order: Order, now: datetime) -> OrderRow
         extended_hours=order.extended_hours,
         order_class=order.order_class,
     )
-    row = new_row(ref, request, order.client_order_id, order.asset_class.value, order.created_at)
-    merge(row, order, now)
-    return row
+    values = placed_row(ref, request, order.client_order_id, order.asset_class.value, order.created_at).model_dump()
+    draft = _Draft(**values)
+    merge(draft, order, now)
+    return draft
 
 
-def merge(row: OrderRow, order: Order, now: datetime) -> bool:
+def merge(row: OrderRow | _Draft, order: Order, now: datetime) -> bool:
     """Bring `row` up to `order` unless `order` is older than what the row says; True if it moved."""
     if row.status in CLOSED_STATUS_VALUES:
         return False
@@ -187,22 +208,42 @@ _Item = _Report | _NewRow
 @dataclass(slots=True)
 class _Batch:
     """One transaction's worth of reports: the rows they touch are read in one query up front,
-    written in one flush, and their events after them in one insert."""
+    the ones they change written back in one statement, and their events after them in one
+    insert. All of it with Core on the writer's connection: what the ORM's unit of work would
+    add (identity map, instrumented attributes, change tracking) costs more than the writes."""
 
-    session: AsyncSession
-    rows: dict[tuple[str, str], OrderRow] = field(default_factory=dict)
+    connection: AsyncConnection
+    rows: dict[tuple[str, str], _Draft] = field(default_factory=dict)
+    stored: dict[str, dict[str, Any]] = field(default_factory=dict)  # by row id: the values in the database
     events: list[dict[str, Any]] = field(default_factory=list)  # column values
     statuses: list[tuple[str, str | None]] = field(default_factory=list)  # (status, reject code) reached
 
     async def load(self, reports: list[_Report]) -> None:
         keys = {key for report in reports for key in _keys(report.ref.user_id, report.order)}
-        users = {user_id for user_id, _ in keys}
-        query = select(OrderRow).where(
-            col(OrderRow.user_id).in_(users), col(OrderRow.client_order_id).in_({cid for _, cid in keys})
+        query = select(_ORDERS).where(
+            _ORDERS.c.user_id.in_({user_id for user_id, _ in keys}),
+            _ORDERS.c.client_order_id.in_({cid for _, cid in keys}),
         )
-        for row in (await self.session.exec(query)).all():
-            if (row.user_id, row.client_order_id) in keys:
-                self.rows[(row.user_id, row.client_order_id)] = row
+        for values in (await self.connection.execute(query)).mappings():
+            key = (values["user_id"], values["client_order_id"])
+            if key in keys:
+                self.rows[key] = _Draft(**values)
+                self.stored[values["id"]] = dict(values)
+
+    async def insert(self, draft: _Draft) -> None:
+        values = vars(draft)
+        await self.connection.execute(_INSERT_ORDERS, values)
+        self.stored[draft.id] = dict(values)
+
+    async def write_changes(self) -> None:
+        """Every row whose reported columns moved, in one executemany."""
+        changed = [
+            {"row_id": draft.id, **{name: getattr(draft, name) for name in _REPORTED_COLUMNS}}
+            for draft in self.rows.values()
+            if vars(draft) != self.stored[draft.id]
+        ]
+        if changed:
+            await self.connection.execute(_UPDATE_REPORTED, changed)
 
     async def add_events(self) -> None:
         """The batch's events, but a fill the ledger already holds (a stream resent it) once only."""
@@ -219,15 +260,15 @@ class _Batch:
                 seen.add(fill)
             events.append(event)
         if events:
-            await insert_events(self.session, events)
+            await self.connection.execute(_INSERT_EVENTS, events)
 
     async def _recorded(self, fills: set[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of these (order id, execution id) pairs the ledger holds already."""
-        query = select(OrderEvent.order_id, OrderEvent.execution_id).where(
-            col(OrderEvent.order_id).in_({order_id for order_id, _ in fills}),
-            col(OrderEvent.execution_id).in_({execution_id for _, execution_id in fills}),
+        query = select(_EVENTS.c.order_id, _EVENTS.c.execution_id).where(
+            _EVENTS.c.order_id.in_({order_id for order_id, _ in fills}),
+            _EVENTS.c.execution_id.in_({execution_id for _, execution_id in fills}),
         )
-        return {(order_id, execution_id) for order_id, execution_id in (await self.session.exec(query)).all()}
+        return {(order_id, execution_id) for order_id, execution_id in await self.connection.execute(query)}
 
 
 def _keys(user_id: str, order: Order) -> list[tuple[str, str]]:
@@ -238,12 +279,12 @@ def _keys(user_id: str, order: Order) -> list[tuple[str, str]]:
 class LedgerWriter:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
         now: Callable[[], datetime],
         on_change: ChangeSink | None = None,
         metrics: Metrics | None = None,
     ) -> None:
-        self._sessions = sessions
+        self._engine = engine
         self._now = now
         self._on_change = on_change
         self._metrics = metrics
@@ -324,41 +365,41 @@ class LedgerWriter:
     async def _write(self, items: list[_Item]) -> None:
         new_rows = [item for item in items if isinstance(item, _NewRow)]
         reports = [item for item in items if isinstance(item, _Report)]
-        results: list[tuple[_Report, OrderRow]] = []
-        changes: list[OrderChange] = []
+        results: list[tuple[_Report, _Draft]] = []
+        changes: list[tuple[_Report, _Draft, OrderRow | None]] = []  # the row as the change left it, when moved on
         last_touch = (
             {key: i for i, report in enumerate(reports) for key in _keys(report.ref.user_id, report.order)}
             if self._on_change is not None
             else {}
         )
-        async with self._sessions() as session:
-            batch = _Batch(session)
+        async with self._engine.begin() as connection:
+            batch = _Batch(connection)
             if new_rows:
-                connection = await session.connection()
                 await connection.execute(_INSERT_ORDERS, [new.row.model_dump() for new in new_rows])
                 batch.events += [new.event for new in new_rows]
             if reports:
                 await batch.load(reports)
             for i, report in enumerate(reports):
-                row = await self._apply(batch, report.ref, report.order, report)
-                results.append((report, row))
+                draft = await self._apply(batch, report.ref, report.order, report)
+                results.append((report, draft))
                 if report.update is not None and self._on_change is not None:
-                    if last_touch[(row.user_id, row.client_order_id)] > i:  # a later report moves it on
-                        row = _snapshot(row)
-                    changes.append(OrderChange(report.ref.user_id, report.ref.connection_id, report.event, row))
+                    moved_on = last_touch[(draft.user_id, draft.client_order_id)] > i  # by a later report
+                    changes.append((report, draft, draft.frozen() if moved_on else None))
+            await batch.write_changes()
             await batch.add_events()
-            await session.commit()
         if self._metrics is not None:
             for status, reject_code in batch.statuses:
                 self._metrics.order_reached(status, reject_code)
         for new in new_rows:
             if not new.done.done():
                 new.done.set_result(None)
-        for report, row in results:
+        final = {id(draft): draft.frozen() for draft in batch.rows.values()}
+        for report, draft in results:
             if report.done is not None and not report.done.done():
-                report.done.set_result(row)
-        for change in changes:
-            self._publish(change)
+                report.done.set_result(final[id(draft)])
+        for report, draft, then in changes:
+            row = then if then is not None else final[id(draft)]
+            self._publish(OrderChange(report.ref.user_id, report.ref.connection_id, report.event, row))
 
     def _publish(self, change: OrderChange) -> None:
         try:
@@ -367,51 +408,43 @@ class LedgerWriter:
             logger.exception("order change listener failed")
 
     async def _apply(
-        self, batch: _Batch, ref: ConnectionRef, order: Order, report: _Report | None, parent: OrderRow | None = None
-    ) -> OrderRow:
+        self, batch: _Batch, ref: ConnectionRef, order: Order, report: _Report | None, parent: _Draft | None = None
+    ) -> _Draft:
         now = self._now()
         key = (ref.user_id, order.client_order_id)
-        row = batch.rows.get(key)
-        if row is None:
-            row = _row_from_order(ref, order, now)
-            row.parent_order_id = parent.id if parent is not None else None
+        draft = batch.rows.get(key)
+        if draft is None:
+            draft = _draft_from_order(ref, order, now)
+            draft.parent_order_id = parent.id if parent is not None else None
             if order.replaces:
-                replaced = await _find_by_broker_id(batch.session, ref.user_id, order.replaces)
-                row.replaces_order_id = replaced.id if replaced is not None else None
-            batch.session.add(row)
-            # Written at once: a flush writes updates before inserts, and a later report of this
-            # batch may point another row (a leg reported before its parent) at this one.
-            await batch.session.flush()
-            batch.rows[key] = row
-            batch.statuses.append((row.status, row.reject_code))
+                draft.replaces_order_id = await _find_by_broker_id(batch.connection, ref.user_id, order.replaces)
+            # Written at once: a later report of this batch may point another row (a leg
+            # reported before its parent) at this one.
+            await batch.insert(draft)
+            batch.rows[key] = draft
+            batch.statuses.append((draft.status, draft.reject_code))
             moved = True
         else:
-            before = row.status
-            moved = merge(row, order, now)
-            if row.status != before:
-                batch.statuses.append((row.status, row.reject_code))
-            if parent is not None and row.parent_order_id is None:
-                row.parent_order_id = parent.id
+            before = draft.status
+            moved = merge(draft, order, now)
+            if draft.status != before:
+                batch.statuses.append((draft.status, draft.reject_code))
+            if parent is not None and draft.parent_order_id is None:
+                draft.parent_order_id = parent.id
         if report is not None and (moved or report.update is not None):
-            batch.events.append(_event(row, report, now))
+            batch.events.append(_event(draft, report, now))
         for leg in order.legs:
-            await self._apply(batch, ref, leg, None, parent=row)
-        return row
+            await self._apply(batch, ref, leg, None, parent=draft)
+        return draft
 
 
-def _snapshot(row: OrderRow) -> OrderRow:
-    """The row as it stands, for readers only: its values, with none of the ORM's bookkeeping
-    (building a table model through its constructor costs ten times as much). Setting an
-    attribute on it fails, and no session can take it."""
-    return OrderRow.model_construct(**row.model_dump())
+async def _find_by_broker_id(connection: AsyncConnection, user_id: str, broker_order_id: str) -> str | None:
+    """The id of the user's row for the broker's order `broker_order_id`, if the ledger has one."""
+    query = select(_ORDERS.c.id).where(_ORDERS.c.user_id == user_id, _ORDERS.c.broker_order_id == broker_order_id)
+    return (await connection.execute(query)).scalars().first()
 
 
-async def _find_by_broker_id(session: AsyncSession, user_id: str, broker_order_id: str) -> OrderRow | None:
-    query = select(OrderRow).where(OrderRow.user_id == user_id, OrderRow.broker_order_id == broker_order_id)
-    return (await session.exec(query)).first()
-
-
-def _event(row: OrderRow, report: _Report, now: datetime) -> dict[str, Any]:
+def _event(row: _Draft, report: _Report, now: datetime) -> dict[str, Any]:
     update = report.update
     if update is None:
         return _event_values(row.id, report.event, report.order.status.value, report.order.filled_qty, now)

@@ -33,7 +33,6 @@ from server.trading.ledger import (
     OrderChange,
     local_event,
     merge,
-    new_row,
     placed_row,
 )
 from server.trading.service import refusal_fields
@@ -170,7 +169,7 @@ async def test_a_fill_resent_in_a_later_batch_is_recorded_once(app: Starlette, e
 
 async def test_each_change_of_a_batch_carries_the_order_as_its_own_update_left_it(app: Starlette) -> None:
     changes: list[OrderChange] = []
-    writer = LedgerWriter(app.state.services.sessions, lambda: NOW, on_change=changes.append)
+    writer = LedgerWriter(app.state.services.engine, lambda: NOW, on_change=changes.append)
     writer.start()
     ref = await _user_and_connection(app)
     new = TradeUpdate(event=TradeEvent.NEW, order=_order(OrderStatus.NEW), timestamp=NOW)
@@ -196,9 +195,9 @@ async def test_each_change_of_a_batch_carries_the_order_as_its_own_update_left_i
     assert len({c.order.id for c in changes}) == 1
 
 
-def test_a_placed_row_holds_a_table_rows_values_and_cannot_be_changed() -> None:
-    """Placing builds its rows without the ORM: the same values, stored as they are read back."""
-    ref = ConnectionRef("user-1", "connection-1")
+async def test_a_placed_row_holds_the_values_the_database_gives_back_and_cannot_be_changed(app: Starlette) -> None:
+    """Placing builds its rows without the ORM: the same values as the row read back."""
+    ref = await _user_and_connection(app)
     request = OrderRequest(
         symbol="AAPL",
         side=OrderSide.SELL,
@@ -209,13 +208,12 @@ def test_a_placed_row_holds_a_table_rows_values_and_cannot_be_changed() -> None:
         extended_hours=True,
     )
     placed = placed_row(ref, request, "cid-1", "us_equity", NOW, replaces_order_id="order-0")
-    table = new_row(ref, request, "cid-1", "us_equity", NOW)
-    table.replaces_order_id = "order-0"
+    await app.state.services.trading._ledger.insert(placed, local_event(placed, NOW))
+    async with app.state.services.sessions() as session:
+        stored = (await session.exec(select(OrderRow))).one()
 
-    assert placed.model_dump(exclude={"id"}) == table.model_dump(exclude={"id"})
+    assert placed.model_dump() == stored.model_dump()
     assert (placed.limit_price, placed.filled_qty, placed.status) == (Decimal("230.04"), 0, IN_FLIGHT)
-    assert placed.id
-    assert placed.id != table.id
     with pytest.raises(AttributeError):
         placed.status = "filled"
 
@@ -226,7 +224,7 @@ async def test_an_order_refused_here_is_recorded_with_its_code_and_an_accepted_o
     request = OrderRequest(symbol="AAPL", side=OrderSide.BUY, qty=Decimal(1))
     kill_switch = refusal_fields(UserProblem("KILL_SWITCH", "Trading is halted."))
     refused = await trading._insert_rejected(placed_row(ref, request, "cid-refused", "us_equity", NOW, **kill_switch))
-    accepted = await trading._insert(new_row(ref, request, "cid-accepted", "us_equity", NOW))
+    accepted = await trading._insert(placed_row(ref, request, "cid-accepted", "us_equity", NOW))
 
     async with app.state.services.sessions() as session:
         events = {e.order_id: e for e in (await session.exec(select(OrderEvent))).all()}
@@ -271,7 +269,7 @@ async def test_new_rows_share_a_batch_and_a_taken_client_order_id_fails_only_its
     request = OrderRequest(symbol="AAPL", side=OrderSide.BUY, qty=Decimal(1))
 
     def insert(cid: str) -> tuple[OrderRow, asyncio.Task[None]]:
-        row = new_row(ref, request, cid, "us_equity", NOW)
+        row = placed_row(ref, request, cid, "us_equity", NOW)
         return row, asyncio.create_task(writer.insert(row, local_event(row, NOW)))
 
     taken, first = insert("cid-taken")
@@ -309,7 +307,7 @@ async def test_a_batch_failing_for_another_reason_fails_whole_without_retrying_e
         raise ConnectionError("database unreachable")
 
     monkeypatch.setattr(writer, "_write", down)
-    row = new_row(ref, OrderRequest(symbol="AAPL", side=OrderSide.BUY, qty=Decimal(1)), "cid-down", "us_equity", NOW)
+    row = placed_row(ref, OrderRequest(symbol="AAPL", side=OrderSide.BUY, qty=Decimal(1)), "cid-down", "us_equity", NOW)
     recorded = asyncio.create_task(writer.record(ref, _order(OrderStatus.NEW), "submitted"))
     inserted = asyncio.create_task(writer.insert(row, local_event(row, NOW)))
     outcomes = await asyncio.gather(recorded, inserted, return_exceptions=True)
@@ -319,11 +317,11 @@ async def test_a_batch_failing_for_another_reason_fails_whole_without_retrying_e
 
 
 async def test_a_stopped_ledger_refuses_at_once_instead_of_leaving_its_caller_waiting(app: Starlette) -> None:
-    writer = LedgerWriter(app.state.services.sessions, lambda: NOW)
+    writer = LedgerWriter(app.state.services.engine, lambda: NOW)
     writer.start()
     ref = await _user_and_connection(app)
     await writer.stop()
-    row = new_row(ref, OrderRequest(symbol="AAPL", side=OrderSide.BUY, qty=Decimal(1)), "cid-late", "us_equity", NOW)
+    row = placed_row(ref, OrderRequest(symbol="AAPL", side=OrderSide.BUY, qty=Decimal(1)), "cid-late", "us_equity", NOW)
 
     async with asyncio.timeout(5):
         with pytest.raises(LedgerClosedError):

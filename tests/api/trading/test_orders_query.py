@@ -20,7 +20,7 @@ from server.brokers.paper.clock import ManualClock
 from server.brokers.registry import ConnectionRef
 from server.models import Order as OrderRow
 from server.models import User
-from server.trading.ledger import new_row
+from server.trading.ledger import placed_row
 from tests.utils.accounts import as_user, register
 from tests.utils.factories import make_settings
 from tests.utils.graphql import error_codes
@@ -210,7 +210,7 @@ async def test_an_order_left_in_flight_is_settled_through_its_own_connection_aft
     first_default = await services.trading.connection(ada.user_id)
     request = OrderRequest(symbol="AAPL", side=OrderSide.BUY, qty=Decimal(1), client_order_id="lost-answer")
     ref = ConnectionRef(ada.user_id, first_default.id)
-    await services.trading._insert(new_row(ref, request, "lost-answer", "us_equity", services.clock.now()))
+    await services.trading._insert(placed_row(ref, request, "lost-answer", "us_equity", services.clock.now()))
     await add_paper_connection(client, ada.access_token, make_default=True)
 
     retried = await place(client, ada.access_token, symbol="AAPL", side="BUY", qty="1", clientOrderId="lost-answer")
