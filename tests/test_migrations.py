@@ -18,20 +18,15 @@ from sqlmodel import SQLModel, select
 
 from server.db import create_engine, downgrade_database, session_factory, upgrade_database
 from server.models import BrokerConnection, Order, OrderEvent, User
-from tests.utils.databases import throwaway_database
+from tests.utils.databases import DATABASE_KINDS, throwaway_database
 from tests.utils.factories import make_order_row
 
 pytestmark = pytest.mark.anyio
 
 TABLES = {"users", "broker_connections", "refresh_tokens", "orders", "order_events", "audit_events"}
-KINDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgresql", id="postgresql", marks=pytest.mark.database),
-    pytest.param("mariadb", id="mariadb", marks=pytest.mark.database),
-]
 
 
-@pytest.fixture(params=KINDS)
+@pytest.fixture(params=DATABASE_KINDS)
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     async with throwaway_database(request.param, tmp_path) as url:
         yield url

@@ -22,7 +22,10 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Insert, bindparam, insert, select, update
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -60,6 +63,22 @@ _REPORTED_COLUMNS = (
 _INSERT_ORDERS = insert(_ORDERS)
 _INSERT_EVENTS = insert(_EVENTS)
 _UPDATE_REPORTED = update(_ORDERS).where(_ORDERS.c.id == bindparam("row_id"))
+
+
+def events_once_each(dialect_name: str) -> Insert:
+    """An insert of order events that skips a fill the ledger already holds (the same order
+    and execution id: a stream resent it, or a batch holds it twice), in the database, in
+    the same statement: no query first. Only that unique key is let off; every other error
+    is raised (which rules out MariaDB's INSERT IGNORE, which lets off nearly all of them)."""
+    fill = [_EVENTS.c.order_id, _EVENTS.c.execution_id]
+    if dialect_name == "sqlite":
+        return sqlite_insert(_EVENTS).on_conflict_do_nothing(index_elements=fill)
+    if dialect_name == "postgresql":
+        return postgresql_insert(_EVENTS).on_conflict_do_nothing(index_elements=fill)
+    if dialect_name in {"mysql", "mariadb"}:
+        statement = mysql_insert(_EVENTS)
+        return statement.on_duplicate_key_update(order_id=statement.inserted.order_id)  # changes nothing
+    raise ValueError(f"no order ledger on {dialect_name}")
 
 
 def is_in_flight(row: OrderRow) -> bool:
@@ -245,30 +264,9 @@ class _Batch:
         if changed:
             await self.connection.execute(_UPDATE_REPORTED, changed)
 
-    async def add_events(self) -> None:
-        """The batch's events, but a fill the ledger already holds (a stream resent it) once only."""
-        fills = {
-            (event["order_id"], event["execution_id"]) for event in self.events if event["execution_id"] is not None
-        }
-        seen = await self._recorded(fills) if fills else set()
-        events = []
-        for event in self.events:
-            fill = (event["order_id"], event["execution_id"])
-            if fill[1] is not None:
-                if fill in seen:
-                    continue
-                seen.add(fill)
-            events.append(event)
-        if events:
-            await self.connection.execute(_INSERT_EVENTS, events)
-
-    async def _recorded(self, fills: set[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Which of these (order id, execution id) pairs the ledger holds already."""
-        query = select(_EVENTS.c.order_id, _EVENTS.c.execution_id).where(
-            _EVENTS.c.order_id.in_({order_id for order_id, _ in fills}),
-            _EVENTS.c.execution_id.in_({execution_id for _, execution_id in fills}),
-        )
-        return {(order_id, execution_id) for order_id, execution_id in await self.connection.execute(query)}
+    async def add_events(self, insert_events: Insert) -> None:
+        if self.events:
+            await self.connection.execute(insert_events, self.events)
 
 
 def _keys(user_id: str, order: Order) -> list[tuple[str, str]]:
@@ -285,6 +283,7 @@ class LedgerWriter:
         metrics: Metrics | None = None,
     ) -> None:
         self._engine = engine
+        self._insert_events = events_once_each(engine.dialect.name)
         self._now = now
         self._on_change = on_change
         self._metrics = metrics
@@ -386,7 +385,7 @@ class LedgerWriter:
                     moved_on = last_touch[(draft.user_id, draft.client_order_id)] > i  # by a later report
                     changes.append((report, draft, draft.frozen() if moved_on else None))
             await batch.write_changes()
-            await batch.add_events()
+            await batch.add_events(self._insert_events)
         if self._metrics is not None:
             for status, reject_code in batch.statuses:
                 self._metrics.order_reached(status, reject_code)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +28,7 @@ from server.brokers.domain import (
 from server.brokers.registry import ConnectionRef
 from server.models import BrokerConnection, OrderEvent, User
 from server.models import Order as OrderRow
+from server.settings import Settings
 from server.trading.ledger import (
     IN_FLIGHT,
     LedgerClosedError,
@@ -37,11 +40,19 @@ from server.trading.ledger import (
 )
 from server.trading.service import refusal_fields
 from server.users.problems import UserProblem
-from tests.utils.factories import make_order_row
+from tests.utils.databases import DATABASE_KINDS, throwaway_database
+from tests.utils.factories import make_order_row, make_settings
 
 pytestmark = pytest.mark.anyio
 
 NOW = datetime(2026, 11, 23, 15, tzinfo=UTC)
+
+
+@pytest.fixture(params=DATABASE_KINDS)
+async def settings(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Settings]:
+    """The ledger writes with Core statements of its own: every test here runs on every database."""
+    async with throwaway_database(request.param, tmp_path) as url:
+        yield make_settings(tmp_path / "data", database_url=url)
 
 
 def _order(status: OrderStatus, filled: str = "0", **changes: object) -> Order:

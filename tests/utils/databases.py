@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -22,6 +23,12 @@ MARIADB_ADMIN_URL = os.environ.get("TEST_MARIADB_URL", "mysql+aiomysql://root@12
 CONNECT_TIMEOUT_SECONDS = 5
 
 _ADMIN_URLS = {"postgresql": POSTGRES_ADMIN_URL, "mariadb": MARIADB_ADMIN_URL}
+# For tests that run on every database the server supports (the servers' only with CI=true).
+DATABASE_KINDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.database),
+    pytest.param("mariadb", id="mariadb", marks=pytest.mark.database),
+]
 
 
 @asynccontextmanager

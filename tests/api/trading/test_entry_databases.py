@@ -12,21 +12,15 @@ from starlette.applications import Starlette
 
 from server.app import create_app
 from tests.utils.accounts import as_user, register
-from tests.utils.databases import throwaway_database
+from tests.utils.databases import DATABASE_KINDS, throwaway_database
 from tests.utils.factories import make_clock, make_settings
 from tests.utils.graphql import error_codes
 from tests.utils.trading import PLACE, add_paper_connection, connection_of, in_process, orders_at_the_exchange, place
 
 pytestmark = pytest.mark.anyio
 
-KINDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgresql", id="postgresql", marks=pytest.mark.database),
-    pytest.param("mariadb", id="mariadb", marks=pytest.mark.database),
-]
 
-
-@pytest.fixture(params=KINDS)
+@pytest.fixture(params=DATABASE_KINDS)
 async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
     async with throwaway_database(request.param, tmp_path) as url:
         app = create_app(make_settings(tmp_path / "data", database_url=url), clock=make_clock())
