@@ -64,6 +64,8 @@ class PreparedSelect:
         compiled = statement.compile(dialect=dialect)
         if compiled.positiontup is None:
             raise ValueError("a positional paramstyle is needed")
+        if compiled.post_compile_params or compiled.literal_execute_params:  # rendered at execution time
+            raise ValueError("expanding (IN) and literal-execute parameters are not supported")
         self.sql = compiled.string
         self._compiled = compiled
         self._names = list(compiled.positiontup)

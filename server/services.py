@@ -101,6 +101,11 @@ async def run_services(
         logger.info("database migrated", extra={"dialect": settings.database_url.split(":", 1)[0]})
     engine = create_engine(settings.database_url)
     read_engine = create_read_engine(settings.database_url)
+    try:
+        quick_reads = await open_quick_reads(read_engine or engine)
+    except BaseException:
+        await _dispose(engine, read_engine)
+        raise
     wall_clock = clock is None
     clock = clock or WallClock()
     market = MarketSimulator(clock, seed=settings.market_seed, tick_seconds=settings.market_tick_seconds)
@@ -145,7 +150,6 @@ async def run_services(
         trade_stream_gauge=lambda kind: metrics.upstream(connection_kind(kind), "trade_updates"),
     )
     streams = StreamHub(grace_seconds=settings.stream_grace_seconds, metrics=metrics)
-    quick_reads = await open_quick_reads(read_engine or engine)
     trading = TradingService(
         sessions,
         read_sessions,
@@ -215,10 +219,14 @@ async def run_services(
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
-        await quick_reads.close()  # readers first: the writer, closing last, checkpoints the WAL
-        if read_engine is not None:
-            await read_engine.dispose()
-        await engine.dispose()
+        await quick_reads.close()
+        await _dispose(engine, read_engine)
+
+
+async def _dispose(engine: AsyncEngine, read_engine: AsyncEngine | None) -> None:
+    if read_engine is not None:  # first: the writer, closing last, checkpoints the WAL
+        await read_engine.dispose()
+    await engine.dispose()
 
 
 def alpaca_brokers(settings: Settings, metrics: Metrics | None = None) -> AlpacaBrokers:

@@ -113,3 +113,9 @@ async def test_the_read_engine_of_a_sqlite_file_gets_connections_of_its_own(tmp_
     finally:
         await reads.close()
         await read_engine.dispose()
+
+
+async def test_a_statement_whose_sql_is_finished_at_execution_is_refused(quick: SQLiteQuickReads) -> None:
+    """An expanding IN is rendered per execution: compiled once, it would send a placeholder."""
+    with pytest.raises(ValueError, match="expanding"):
+        await quick.first(select(USERS).where(USERS.c.id.in_(bindparam("ids", expanding=True))), {"ids": ["u1"]})

@@ -255,14 +255,24 @@ class _Batch:
         self.stored[draft.id] = dict(values)
 
     async def write_changes(self) -> None:
-        """Every row whose reported columns moved, in one executemany."""
-        changed = [
-            {"row_id": draft.id, **{name: getattr(draft, name) for name in _REPORTED_COLUMNS}}
-            for draft in self.rows.values()
-            if vars(draft) != self.stored[draft.id]
-        ]
-        if changed:
-            await self.connection.execute(_UPDATE_REPORTED, changed)
+        """The columns each row's reports moved, and only those (as the ORM would: another
+        writer's change to the rest stands), in one executemany per set of columns."""
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for draft in self.rows.values():
+            stored = self.stored[draft.id]
+            moved = tuple(name for name in _REPORTED_COLUMNS if getattr(draft, name) != stored[name])
+            if moved:
+                values = {name: getattr(draft, name) for name in moved}
+                by_columns.setdefault(moved, []).append({"row_id": draft.id, **values})
+        for changes in by_columns.values():
+            await self.connection.execute(_UPDATE_REPORTED, changes)
+
+    def find_by_broker_id(self, user_id: str, broker_order_id: str) -> _Draft | None:
+        """A row of this batch that now holds the broker's order id (perhaps not yet written)."""
+        for draft in self.rows.values():
+            if draft.broker_order_id == broker_order_id and draft.user_id == user_id:
+                return draft
+        return None
 
     async def add_events(self, insert_events: Insert) -> None:
         if self.events:
@@ -416,7 +426,12 @@ class LedgerWriter:
             draft = _draft_from_order(ref, order, now)
             draft.parent_order_id = parent.id if parent is not None else None
             if order.replaces:
-                draft.replaces_order_id = await _find_by_broker_id(batch.connection, ref.user_id, order.replaces)
+                replaced = batch.find_by_broker_id(ref.user_id, order.replaces)
+                draft.replaces_order_id = (
+                    replaced.id
+                    if replaced is not None
+                    else await _find_by_broker_id(batch.connection, ref.user_id, order.replaces)
+                )
             # Written at once: a later report of this batch may point another row (a leg
             # reported before its parent) at this one.
             await batch.insert(draft)

@@ -34,6 +34,8 @@ from server.trading.ledger import (
     LedgerClosedError,
     LedgerWriter,
     OrderChange,
+    _Batch,
+    _Draft,
     local_event,
     merge,
     placed_row,
@@ -349,3 +351,42 @@ async def test_a_stopped_ledger_refuses_at_once_instead_of_leaving_its_caller_wa
         await writer.stop()
     async with app.state.services.sessions() as session:
         assert [r.client_order_id for r in (await session.exec(select(OrderRow))).all()] == ["cid-late"]
+
+
+async def test_a_replacement_first_seen_links_to_an_order_that_got_its_broker_id_in_the_same_batch(
+    app: Starlette,
+) -> None:
+    writer = app.state.services.trading._ledger
+    ref = await _user_and_connection(app)
+    placed = placed_row(
+        ref, OrderRequest(symbol="AAPL", side=OrderSide.BUY, qty=Decimal(10)), "cid-1", "us_equity", NOW
+    )
+    await writer.insert(placed, local_event(placed, NOW))
+    replacement = _order(OrderStatus.NEW, id="broker-2", client_order_id="cid-2", replaces="broker-1")
+    for order in (_order(OrderStatus.NEW), replacement):  # queued together: one batch
+        writer.push(ref, TradeUpdate(event=TradeEvent.NEW, order=order, timestamp=NOW))
+    await writer.flush()
+
+    async with app.state.services.sessions() as session:
+        rows = {r.client_order_id: r for r in (await session.exec(select(OrderRow))).all()}
+    assert rows["cid-1"].broker_order_id == "broker-1"
+    assert rows["cid-2"].replaces_order_id == placed.id
+
+
+async def test_a_batch_writes_back_only_the_columns_its_reports_moved() -> None:
+    """What another writer changed in the rest of a row (TradingService._change) stands."""
+    written: list[object] = []
+
+    class Recording:
+        async def execute(self, _statement: object, parameters: object = None) -> None:
+            written.append(parameters)
+
+    stored = make_order_row(id="row-1", status=IN_FLIGHT).model_dump()
+    batch = _Batch(Recording())  # type: ignore[arg-type]
+    batch.rows[("u", "cid-1")], batch.stored["row-1"] = _Draft(**stored), stored
+    merge(batch.rows[("u", "cid-1")], _order(OrderStatus.NEW), NOW)
+    await batch.write_changes()
+
+    assert written == [
+        [{"row_id": "row-1", "broker_order_id": "broker-1", "status": "new", "submitted_at": NOW, "updated_at": NOW}]
+    ]
