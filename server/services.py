@@ -30,7 +30,7 @@ from server.brokers.streaming import Family
 from server.db import create_engine, create_read_engine, session_factory, upgrade_database_async
 from server.metrics import Metrics
 from server.metrics.labels import connection_kind
-from server.quick_reads import open_quick_reads
+from server.quick_reads import QuickReads, open_quick_reads
 from server.security.passwords import HashingParameters, PasswordService
 from server.security.ratelimit import RateLimits
 from server.security.secrets import ServerSecrets, resolve_secrets
@@ -103,15 +103,31 @@ async def run_services(
     read_engine = create_read_engine(settings.database_url)
     try:
         quick_reads = await open_quick_reads(read_engine or engine)
-    except BaseException:
-        await _dispose(engine, read_engine)
-        raise
+        try:
+            async with _services(settings, secrets, clock, engine, read_engine, quick_reads) as services:
+                yield services
+        finally:
+            await quick_reads.close()
+    finally:
+        if read_engine is not None:  # first: the writer, closing last, checkpoints the WAL
+            await read_engine.dispose()
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def _services(
+    settings: Settings,
+    secrets: ServerSecrets,
+    clock: Clock | None,
+    engine: AsyncEngine,
+    read_engine: AsyncEngine | None,
+    quick_reads: QuickReads,
+) -> AsyncIterator[Services]:
+    """Everything built on the databases, stopped in turn when the block ends."""
     wall_clock = clock is None
     clock = clock or WallClock()
     market = MarketSimulator(clock, seed=settings.market_seed, tick_seconds=settings.market_tick_seconds)
     exchange = PaperExchange(market, make_calendar(settings.market_hours), starting_cash=settings.paper_starting_cash)
-    # On the wall clock the market ticks by itself; tests with a manual clock step it.
-    ticker = asyncio.create_task(run_ticker(exchange, settings.market_tick_seconds)) if wall_clock else None
     sessions = session_factory(engine)
     read_sessions = session_factory(read_engine) if read_engine is not None else sessions
     passwords = PasswordService(
@@ -166,6 +182,8 @@ async def run_services(
         metrics=metrics,
     )
     registry.resync = trading.sync_connection
+    # On the wall clock the market ticks by itself; tests with a manual clock step it.
+    ticker = asyncio.create_task(run_ticker(exchange, settings.market_tick_seconds)) if wall_clock else None
     ledger_writer.start()
     paper_brokers.streams.start()
     try:
@@ -219,14 +237,6 @@ async def run_services(
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
-        await quick_reads.close()
-        await _dispose(engine, read_engine)
-
-
-async def _dispose(engine: AsyncEngine, read_engine: AsyncEngine | None) -> None:
-    if read_engine is not None:  # first: the writer, closing last, checkpoints the WAL
-        await read_engine.dispose()
-    await engine.dispose()
 
 
 def alpaca_brokers(settings: Settings, metrics: Metrics | None = None) -> AlpacaBrokers:

@@ -43,7 +43,7 @@ IN_FLIGHT = OrderStatus.PENDING_NEW.value
 MAX_BATCH = 256
 _ORDERS = OrderRow.__table__  # type: ignore[attr-defined]
 _EVENTS = OrderEvent.__table__  # type: ignore[attr-defined]
-# What a report can change in a row (merge, and the parent link): what a batch writes back.
+# What a report can change in a row (merge, and the links): what a batch writes back.
 _REPORTED_COLUMNS = (
     "broker_order_id",
     "status",
@@ -58,6 +58,7 @@ _REPORTED_COLUMNS = (
     "reject_reason",
     "updated_at",
     "parent_order_id",
+    "replaces_order_id",
 )
 # Built once: every order writes its row and events (a statement's cache key costs more than reusing it).
 _INSERT_ORDERS = insert(_ORDERS)
@@ -68,8 +69,10 @@ _UPDATE_REPORTED = update(_ORDERS).where(_ORDERS.c.id == bindparam("row_id"))
 def events_once_each(dialect_name: str) -> Insert:
     """An insert of order events that skips a fill the ledger already holds (the same order
     and execution id: a stream resent it, or a batch holds it twice), in the database, in
-    the same statement: no query first. Only that unique key is let off; every other error
-    is raised (which rules out MariaDB's INSERT IGNORE, which lets off nearly all of them)."""
+    the same statement: no query first. Every other error is raised, which rules out
+    MariaDB's INSERT IGNORE (it lets off nearly all of them); its no-op ON DUPLICATE KEY
+    UPDATE lets off a clash on any unique key, and the events' only other one is their id,
+    which is never given."""
     fill = [_EVENTS.c.order_id, _EVENTS.c.execution_id]
     if dialect_name == "sqlite":
         return sqlite_insert(_EVENTS).on_conflict_do_nothing(index_elements=fill)
@@ -236,6 +239,9 @@ class _Batch:
     stored: dict[str, dict[str, Any]] = field(default_factory=dict)  # by row id: the values in the database
     events: list[dict[str, Any]] = field(default_factory=list)  # column values
     statuses: list[tuple[str, str | None]] = field(default_factory=list)  # (status, reject code) reached
+    # New rows for orders that replaced another (the broker's id of it): linked once every
+    # report is in, so the replaced row's own report may come later in the batch.
+    replacing: list[tuple[_Draft, str]] = field(default_factory=list)
 
     async def load(self, reports: list[_Report]) -> None:
         keys = {key for report in reports for key in _keys(report.ref.user_id, report.order)}
@@ -267,12 +273,13 @@ class _Batch:
         for changes in by_columns.values():
             await self.connection.execute(_UPDATE_REPORTED, changes)
 
-    def find_by_broker_id(self, user_id: str, broker_order_id: str) -> _Draft | None:
-        """A row of this batch that now holds the broker's order id (perhaps not yet written)."""
-        for draft in self.rows.values():
-            if draft.broker_order_id == broker_order_id and draft.user_id == user_id:
-                return draft
-        return None
+    async def link_replacements(self) -> None:
+        """Point each new row at the row it replaced: one of this batch's (its broker id
+        perhaps not written yet), or else one the database holds."""
+        for draft, broker_order_id in self.replacing:
+            key = (draft.user_id, broker_order_id)
+            in_batch = [row.id for row in self.rows.values() if (row.user_id, row.broker_order_id) == key]
+            draft.replaces_order_id = in_batch[0] if in_batch else await _find_by_broker_id(self.connection, *key)
 
     async def add_events(self, insert_events: Insert) -> None:
         if self.events:
@@ -394,6 +401,7 @@ class LedgerWriter:
                 if report.update is not None and self._on_change is not None:
                     moved_on = last_touch[(draft.user_id, draft.client_order_id)] > i  # by a later report
                     changes.append((report, draft, draft.frozen() if moved_on else None))
+            await batch.link_replacements()
             await batch.write_changes()
             await batch.add_events(self._insert_events)
         if self._metrics is not None:
@@ -426,12 +434,7 @@ class LedgerWriter:
             draft = _draft_from_order(ref, order, now)
             draft.parent_order_id = parent.id if parent is not None else None
             if order.replaces:
-                replaced = batch.find_by_broker_id(ref.user_id, order.replaces)
-                draft.replaces_order_id = (
-                    replaced.id
-                    if replaced is not None
-                    else await _find_by_broker_id(batch.connection, ref.user_id, order.replaces)
-                )
+                batch.replacing.append((draft, order.replaces))
             # Written at once: a later report of this batch may point another row (a leg
             # reported before its parent) at this one.
             await batch.insert(draft)

@@ -353,17 +353,20 @@ async def test_a_stopped_ledger_refuses_at_once_instead_of_leaving_its_caller_wa
         assert [r.client_order_id for r in (await session.exec(select(OrderRow))).all()] == ["cid-late"]
 
 
+@pytest.mark.parametrize("replacement_first", [False, True], ids=["original-first", "replacement-first"])
 async def test_a_replacement_first_seen_links_to_an_order_that_got_its_broker_id_in_the_same_batch(
-    app: Starlette,
+    app: Starlette, replacement_first: bool
 ) -> None:
     writer = app.state.services.trading._ledger
     ref = await _user_and_connection(app)
-    placed = placed_row(
-        ref, OrderRequest(symbol="AAPL", side=OrderSide.BUY, qty=Decimal(10)), "cid-1", "us_equity", NOW
-    )
+    request = OrderRequest(symbol="AAPL", side=OrderSide.BUY, qty=Decimal(10))
+    placed = placed_row(ref, request, "cid-1", "us_equity", NOW)
     await writer.insert(placed, local_event(placed, NOW))
-    replacement = _order(OrderStatus.NEW, id="broker-2", client_order_id="cid-2", replaces="broker-1")
-    for order in (_order(OrderStatus.NEW), replacement):  # queued together: one batch
+    reports = [
+        _order(OrderStatus.NEW),
+        _order(OrderStatus.NEW, id="broker-2", client_order_id="cid-2", replaces="broker-1"),
+    ]
+    for order in reversed(reports) if replacement_first else reports:  # queued together: one batch
         writer.push(ref, TradeUpdate(event=TradeEvent.NEW, order=order, timestamp=NOW))
     await writer.flush()
 
