@@ -26,7 +26,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.sqlite_driver import _run
+from server.sqlite_driver import run_statement
 
 SQLITE_QUICK_READERS = 2
 _BUSY_TIMEOUT_MS = 5000
@@ -122,7 +122,7 @@ class SQLiteQuickReads:
         values = prepared.parameters(parameters)
         connection = next(self._turns)
         try:
-            _, rows, _, _ = await connection._execute(_run, connection._conn, prepared.sql, values, False)
+            _, rows, _, _ = await run_statement(connection, prepared.sql, values)
         except sqlite3.Error as error:  # as SQLAlchemy would raise it
             raise DBAPIError.instance(prepared.sql, values, error, sqlite3.Error, hide_parameters=True) from error
         return prepared.row(rows[0]) if rows else None

@@ -55,6 +55,13 @@ def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: 
         cursor.close()
 
 
+async def run_statement(
+    driver: aiosqlite.Connection, operation: str, parameters: Any, *, many: bool = False
+) -> Outcome:
+    """One statement, rows and all, in one trip to `driver`'s thread."""
+    return await driver._execute(_run, driver._conn, operation, parameters, many)
+
+
 def _commit_or_roll_back(connection: sqlite3.Connection) -> None:
     """In the driver's thread: COMMIT, and when it fails, ROLLBACK before the error is raised."""
     try:
@@ -121,7 +128,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     async def _trip(self, operation: str, parameters: Any, many: bool) -> Outcome:
         driver: aiosqlite.Connection = self._connection  # type: ignore[assignment]
         async with self._adapt_connection._execute_mutex:
-            return await driver._execute(_run, driver._conn, operation, parameters, many)
+            return await run_statement(driver, operation, parameters, many=many)
 
 
 class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
