@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,6 +27,10 @@ from bench.measure import bench_environment, cpu_seconds, percentile
 from bench.report import Report, Table, Target, add_common_options, parse_args
 from tests.utils.accounts import bearer, register
 from tests.utils.processes import run_server
+
+SWITCH_OFF_DIR = Path(__file__).resolve().parent / "switch_off"
+PARTS = ("service", "entry", "ledger", "risk")  # as bench/switch_off/sitecustomize.py knows them
+SWITCHED_OFF_MARK = "bench: switched off: "  # what that module prints once it has switched them off
 
 SECONDS = 10.0
 CLIENTS = 16
@@ -110,7 +115,14 @@ async def _all(clients: list[Client], seconds: float) -> list[Tally]:
     return await asyncio.gather(*(_place_orders(client, seconds) for client in clients))
 
 
-async def measure(base_url: str, seconds: float, count: int, warmup_seconds: float, server_pid: int) -> Report:
+async def measure(
+    base_url: str,
+    seconds: float,
+    count: int,
+    warmup_seconds: float,
+    server_pid: int,
+    switched_off: tuple[str, ...] = (),
+) -> Report:
     clients = await _clients(base_url, count)
     try:
         warmup = await _all(clients, warmup_seconds)
@@ -141,7 +153,7 @@ async def measure(base_url: str, seconds: float, count: int, warmup_seconds: flo
         f"load process CPU: {cpu / elapsed:.0%} of one core",
     ]
     targets = []
-    if count == CLIENTS:  # the target is set at this many clients
+    if count == CLIENTS and not switched_off:  # the target is set at this many clients, whole
         targets.append(
             Target(
                 f"at least {TARGET_PER_SECOND} orders/s with p99 under {TARGET_P99_MS:g} ms at {CLIENTS} clients",
@@ -151,6 +163,8 @@ async def measure(base_url: str, seconds: float, count: int, warmup_seconds: flo
         )
     clients = f"{count} client" + ("s" if count != 1 else "")
     setup = f"one uvicorn worker, SQLite, {clients}, {elapsed:.1f} s after a {warmup_seconds:g} s warm-up"
+    if switched_off:
+        setup += ", switched off: " + ", ".join(switched_off)
     figures = {
         "clients": count,
         "orders": len(latencies),
@@ -172,15 +186,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=SECONDS, help=f"measured time (default: {SECONDS:g})")
     parser.add_argument("--clients", type=int, default=CLIENTS, help=f"concurrent clients (default: {CLIENTS})")
     parser.add_argument("--warmup", type=float, default=WARMUP_SECONDS, help=f"warm-up (default: {WARMUP_SECONDS:g})")
+    parser.add_argument(
+        "--switch-off",
+        default="",
+        help=f"parts of order entry to switch off in the server, comma-separated: {', '.join(PARTS)} "
+        "(a guide to where an order's time goes; see bench/switch_off/sitecustomize.py)",
+    )
     add_common_options(parser, quick=f"{QUICK['seconds']:g} s after a {QUICK['warmup']:g} s warm-up")
     args = parse_args(parser, argv, QUICK)
     if args.seconds <= 0 or args.clients < 1 or args.warmup < 0:
         parser.error("--seconds must be positive, --clients at least 1 and --warmup not negative")
+    switched_off = tuple(part for part in args.switch_off.split(",") if part)
+    if unknown := set(switched_off) - set(PARTS):
+        parser.error(f"--switch-off takes {', '.join(PARTS)}, not {', '.join(sorted(unknown))}")
     environment = bench_environment(
         PAPER_STARTING_CASH=str(STARTING_CASH), RISK_MAX_POSITION_NOTIONAL=str(MAX_POSITION_NOTIONAL)
     )
+    if switched_off:
+        paths = [str(SWITCH_OFF_DIR), *filter(None, [environment.get("PYTHONPATH")])]
+        environment |= {"BENCH_SWITCH_OFF": ",".join(switched_off), "PYTHONPATH": os.pathsep.join(paths)}
     with TemporaryDirectory() as tmp, run_server(Path(tmp), env=environment) as server:
-        report = asyncio.run(measure(server.base_url, args.seconds, args.clients, args.warmup, server.process.pid))
+        if switched_off and not any(line.startswith(SWITCHED_OFF_MARK) for line in server.log_lines):
+            raise SystemExit(f"the server did not load {SWITCH_OFF_DIR / 'sitecustomize.py'}: nothing switched off")
+        pid = server.process.pid
+        report = asyncio.run(measure(server.base_url, args.seconds, args.clients, args.warmup, pid, switched_off))
     report.publish(args.json)
 
 

@@ -317,3 +317,17 @@ def test_bare_strawberry_prints_both_costs(capsys: pytest.CaptureFixture[str]) -
     plain, graphql, _ = costs
     assert plain > 0
     assert graphql > 0
+
+
+def test_order_entry_benchmark_runs_with_parts_of_order_entry_switched_off(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    arguments = ["--seconds", "0.5", "--warmup", "0.1", "--clients", "2", "--json", str(tmp_path / "r.json")]
+    bench.orders.main([*arguments, "--switch-off", "entry,ledger,risk"])
+    printed = capsys.readouterr().out
+    assert "switched off: entry, ledger, risk" in printed
+    result = _report(tmp_path / "r.json")
+    assert result["figures"]["orders"] > 0
+    assert result["figures"]["failures"] == {}
+    with pytest.raises(SystemExit):
+        bench.orders.main([*arguments, "--switch-off", "ledger,matching"])
